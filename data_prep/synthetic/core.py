@@ -22,7 +22,7 @@ import soundfile as sf
 from .espeak import get_engine
 from .voices import SAMPLE_RATE, Speaker, apply_channel
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 4
 MARKER = ".synthetic.json"
 PARTIAL_SENTINEL = ".synthetic_partial"
 
@@ -103,11 +103,47 @@ def _write_audio(path, wav):
         sf.write(path, wav, SAMPLE_RATE, subtype="PCM_16")
 
 
-def _render_one(args):
-    rec, root, seed = args
+def _render_in_this_process(rec, root, seed):
     wav = synthesize_recording(rec, seed)
     _write_audio(Path(root) / rec.path, wav)
     return rec.path, rec.text, len(wav) / SAMPLE_RATE
+
+
+def _render_one(args):
+    """Render one recording in a child forked from this worker.
+
+    espeak-ng's wave generator keeps state from one utterance to the next
+    (and espeak_Initialize does not reset it), so a recording would depend on
+    what the same process spoke before. The worker initialises its engine
+    once and never speaks; each recording is spoken by a fork of it, so every
+    recording starts from the same state whatever the order or worker count.
+    """
+    rec, root, seed = args
+    get_engine()  # initialised once in the worker, before any fork
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read_fd)
+        status = 0
+        try:
+            reply = {"ok": _render_in_this_process(rec, root, seed)}
+        except BaseException as err:  # report any failure to the parent
+            reply = {"error": f"{type(err).__name__}: {err}"}
+            status = 1
+        with os.fdopen(write_fd, "w") as pipe:
+            json.dump(reply, pipe)
+        os._exit(status)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    try:
+        reply = json.loads(data)
+    except ValueError:
+        raise RuntimeError(f"synthesis of {rec.path} died without a result") from None
+    if "error" in reply:
+        raise RuntimeError(f"synthesis of {rec.path} failed: {reply['error']}")
+    return tuple(reply["ok"])
 
 
 class Renderer:
@@ -118,8 +154,10 @@ class Renderer:
         self._pool = None
 
     def __enter__(self):
-        if self.jobs > 1:
-            self._pool = multiprocessing.get_context("fork").Pool(self.jobs)
+        # forkserver: workers start from a clean single-threaded process
+        # (the caller may have torch threads running), and then fork per
+        # recording (see _render_one).
+        self._pool = multiprocessing.get_context("forkserver").Pool(self.jobs)
         return self
 
     def __exit__(self, *exc):
@@ -130,11 +168,10 @@ class Renderer:
     def render(self, recordings, root, seed):
         """Write every recording under ``root``. Returns ``{path: seconds}``
         and updates each recording's ``text`` if it had to be shortened."""
-        args = [(rec, str(root), seed) for rec in recordings]
         if self._pool is None:
-            results = map(_render_one, args)
-        else:
-            results = self._pool.imap(_render_one, args, chunksize=4)
+            raise RuntimeError("use Renderer as a context manager")
+        args = [(rec, str(root), seed) for rec in recordings]
+        results = self._pool.imap(_render_one, args, chunksize=4)
         durations = {}
         by_path = {rec.path: rec for rec in recordings}
         for path, text, seconds in results:

@@ -79,6 +79,9 @@ class EspeakEngine:
         self._lib.espeak_TextToPhonemes.argtypes = [
             ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int
         ]
+        # espeak's wave generator draws from C rand(); reseeding it before
+        # every utterance makes the audio independent of what came before.
+        self._libc = ctypes.CDLL(None)
         self._lock = threading.Lock()
         self._voice = None
         g = gcd(TARGET_SAMPLE_RATE, rate)
@@ -130,6 +133,8 @@ class EspeakEngine:
                                 ("range", pitch_range), ("volume", volume)):
                 self._lib.espeak_SetParameter(_espeakPARAM[name], int(value), 0)
             self._chunks = []
+            self._libc.srand(0)
+            self._libc.srandom(0)
             data = text.encode("utf-8") + b"\0"
             err = self._lib.espeak_Synth(
                 data, len(data), 0, 0, 0, _espeakCHARS_UTF8, None, None

@@ -134,7 +134,8 @@ SURNAME_PARTS = (
     "ash bel cor dal el fen gar hal ing jor kel lan mor nor ol pen quin ros sel tor"
 ).split(), ("by ford ton well wood field man ley more ham dale stone son wick ridge").split()
 
-DETERMINERS = "the a this that every some one his her their our my".split()
+DETERMINERS = "the a an this that every some one his her their our my".split()
+SINGULAR_DETERMINERS = [d for d in DETERMINERS if d != "an"]  # "an" comes from the a/an rule
 PLURAL_DETERMINERS = "the these those some many few several two three their our".split()
 PREPOSITIONS = "in on under over near behind beside across through into from toward with without beyond".split()
 CONJUNCTIONS = "and but so because while although when until before after".split()
@@ -182,9 +183,15 @@ def plural(noun):
     return irregular.get(noun, noun + "s")
 
 
+# Two-syllable verbs stressed on the last syllable double it too (forgetting).
+_STRESSED_FINAL = {"forget", "begin", "admit", "occur", "prefer", "refer", "permit"}
+
+
 def _double_final(verb):
-    return (len(verb) <= 4 and re.search(r"[^aeiou][aeiou][bdgmnprt]$", verb)
-            and not verb.endswith(("w", "x", "y")))
+    return verb in _STRESSED_FINAL or (
+        len(re.findall(r"[aeiou]+", verb)) == 1  # one syllable
+        and re.search(r"[^aeiou][aeiou][bdgmnprt]$", verb)
+        and not verb.endswith(("w", "x", "y")))
 
 
 def past(verb):
@@ -226,7 +233,7 @@ def comparative(adj):
         return adj + "r"
     if re.search(r"[^aeiou]y$", adj):
         return adj[:-1] + "ier"
-    if len(adj) <= 4 and re.search(r"[^aeiou][aeiou][bdgmnpt]$", adj):
+    if len(re.findall(r"[aeiou]+", adj)) == 1 and re.search(r"[^aeiou][aeiou][bdgmnpt]$", adj):
         return adj + adj[-1] + "er"
     return adj + "er"
 
@@ -253,6 +260,7 @@ def vocabulary():
                 + PRONOUNS + RELATIVE + CONTRACTIONS + ADVERBS + GIVEN_NAMES
                 + SURNAMES + ["was", "were", "is", "are", "very", "than",
                               "not", "to", "of", "said", "had", "been"])
+    words.update(name + "'s" for name in GIVEN_NAMES)
     for n in ALL_NOUNS:
         words.update((n, plural(n), n + "'s"))
     for v in ALL_VERBS:
@@ -293,7 +301,7 @@ class SentenceGenerator:
             return [self._pick(GIVEN_NAMES) + "'s", self._pick(ALL_NOUNS)]
         words = []
         many = self._chance(0.3)
-        words.append(self._pick(PLURAL_DETERMINERS if many else DETERMINERS))
+        words.append(self._pick(PLURAL_DETERMINERS if many else SINGULAR_DETERMINERS))
         if self._chance(0.45):
             adj = self._pick(ALL_ADJECTIVES)
             if self._chance(0.1) and comparative(adj):

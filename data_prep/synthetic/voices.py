@@ -22,8 +22,10 @@ import numpy as np
 from scipy.signal import fftconvolve, lfilter
 
 SAMPLE_RATE = 16000
+# espeak voice variants. Those with "breath" noise (f2, f3, f5, Alicia) are
+# left out: their noise is not reproducible, and corpora must be.
 MALE_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7"]
-FEMALE_VARIANTS = ["f1", "f2", "f3", "f4", "f5"]
+FEMALE_VARIANTS = ["f1", "f4", "Annie", "belinda", "linda", "aunty", "steph", "anika", "Andrea"]
 
 
 @dataclass(frozen=True)
