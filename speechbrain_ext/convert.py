@@ -1,0 +1,281 @@
+"""Checkpoint interchange with HF transformers and fairseq.
+
+Our backbone's state-dict names are HF ``Wav2Vec2Model``'s, so importing an HF
+folder only translates ``config.json`` and strips a model prefix
+(``wav2vec2.`` of ``Wav2Vec2ForPreTraining`` / ``ForCTC``); fairseq
+checkpoints are renamed key by key. transformers itself is not needed here:
+folders are read and written with json + safetensors / torch.
+
+Command line::
+
+    python -m speechbrain_ext.convert import-hf  HF_FOLDER   OUT.ckpt
+    python -m speechbrain_ext.convert import-fairseq  MODEL.pt  OUT.ckpt
+    python -m speechbrain_ext.convert export-hf  CKPT  HF_FOLDER
+
+Example
+-------
+>>> from speechbrain_ext.models.wav2vec2 import Wav2Vec2Config
+>>> cfg = Wav2Vec2Config.micro()
+>>> hf_config_to_ours(ours_to_hf_config(cfg)) == cfg
+True
+"""
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+from .models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
+
+# fairseq / HF fields that have no effect on the network's outputs at eval time.
+_HF_ACTIVATION = "gelu"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read as the expected architecture."""
+
+
+def hf_config_to_ours(hf):
+    """HF ``Wav2Vec2Config`` dict -> ``Wav2Vec2Config``."""
+    for key in ("hidden_act", "feat_extract_activation"):
+        if hf.get(key, _HF_ACTIVATION) != _HF_ACTIVATION:
+            raise CheckpointError(f"config.json: {key}={hf[key]!r} is not supported (only 'gelu')")
+    norm = hf.get("feat_extract_norm", "group")
+    if norm not in ("group", "layer"):
+        raise CheckpointError(f"config.json: feat_extract_norm must be 'group' or 'layer', got {norm!r}")
+    conv = list(zip(hf.get("conv_dim", [512] * 7), hf.get("conv_kernel", [10, 3, 3, 3, 3, 2, 2]),
+                    hf.get("conv_stride", [5, 2, 2, 2, 2, 2, 2])))
+    return Wav2Vec2Config(
+        conv_layers=conv,
+        extractor_mode="group_norm" if norm == "group" else "layer_norm",
+        conv_bias=bool(hf.get("conv_bias", False)),
+        dim=hf.get("hidden_size", 768),
+        num_layers=hf.get("num_hidden_layers", 12),
+        num_heads=hf.get("num_attention_heads", 12),
+        ffn_dim=hf.get("intermediate_size", 3072),
+        pos_conv_kernel=hf.get("num_conv_pos_embeddings", 128),
+        pos_conv_groups=hf.get("num_conv_pos_embedding_groups", 16),
+        layer_norm_first=bool(hf.get("do_stable_layer_norm", False)),
+        layer_norm_eps=hf.get("layer_norm_eps", 1e-5),
+        dropout=hf.get("hidden_dropout", 0.1),
+        attention_dropout=hf.get("attention_dropout", 0.1),
+        activation_dropout=hf.get("activation_dropout", 0.0),
+        dropout_input=hf.get("feat_proj_dropout", 0.0),
+        layerdrop=hf.get("layerdrop", 0.1),
+    )
+
+
+def ours_to_hf_config(cfg):
+    """``Wav2Vec2Config`` -> HF ``config.json`` dict (``Wav2Vec2Model``)."""
+    channels, kernels, strides = (list(x) for x in zip(*cfg.conv_layers))
+    return {
+        "model_type": "wav2vec2", "architectures": ["Wav2Vec2Model"],
+        "conv_dim": channels, "conv_kernel": kernels, "conv_stride": strides,
+        "num_feat_extract_layers": len(channels),
+        "feat_extract_norm": "group" if cfg.extractor_mode == "group_norm" else "layer",
+        "feat_extract_activation": "gelu", "hidden_act": "gelu",
+        "conv_bias": cfg.conv_bias, "hidden_size": cfg.dim,
+        "num_hidden_layers": cfg.num_layers, "num_attention_heads": cfg.num_heads,
+        "intermediate_size": cfg.ffn_dim, "num_conv_pos_embeddings": cfg.pos_conv_kernel,
+        "num_conv_pos_embedding_groups": cfg.pos_conv_groups,
+        "do_stable_layer_norm": cfg.layer_norm_first, "layer_norm_eps": cfg.layer_norm_eps,
+        "hidden_dropout": cfg.dropout, "attention_dropout": cfg.attention_dropout,
+        "activation_dropout": cfg.activation_dropout, "feat_proj_dropout": cfg.dropout_input,
+        "layerdrop": cfg.layerdrop,
+    }
+
+
+def _normalise_weight_norm_keys(state):
+    """Old-style ``weight_g`` / ``weight_v`` -> parametrization names."""
+    renamed = {}
+    for key, value in state.items():
+        key = re.sub(r"pos_conv_embed\.conv\.weight_g$", "pos_conv_embed.conv.parametrizations.weight.original0", key)
+        key = re.sub(r"pos_conv_embed\.conv\.weight_v$", "pos_conv_embed.conv.parametrizations.weight.original1", key)
+        renamed[key] = value
+    return renamed
+
+
+def _read_hf_weights(folder):
+    safetensors_file = folder / "model.safetensors"
+    if safetensors_file.is_file():
+        from safetensors.torch import load_file
+
+        return load_file(str(safetensors_file))
+    bin_file = folder / "pytorch_model.bin"
+    if bin_file.is_file():
+        return torch.load(bin_file, map_location="cpu", weights_only=True)
+    raise CheckpointError(f"{folder}: neither model.safetensors nor pytorch_model.bin found")
+
+
+def load_hf_folder(folder):
+    """Read an HF ``Wav2Vec2Model`` (or ``ForPreTraining`` / ``ForCTC``)
+    folder. Returns ``(Wav2Vec2Config, backbone state dict)``."""
+    folder = Path(folder)
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise CheckpointError(f"{folder}: no config.json (expected an HF model folder)")
+    hf = json.loads(config_file.read_text())
+    if hf.get("model_type", "wav2vec2") != "wav2vec2":
+        raise CheckpointError(f"{config_file}: model_type {hf.get('model_type')!r} is not 'wav2vec2'")
+    state = _read_hf_weights(folder)
+    if any(k.startswith("wav2vec2.") for k in state):
+        state = {k[len("wav2vec2."):]: v for k, v in state.items() if k.startswith("wav2vec2.")}
+    return hf_config_to_ours(hf), _normalise_weight_norm_keys(state)
+
+
+def backbone_from_state(config, state, strict=True):
+    """Build a backbone and load ``state``; a shape or key mismatch is a
+    ``CheckpointError`` that names the offending keys."""
+    model = Wav2Vec2Backbone(config)
+    own = model.state_dict()
+    if "masked_spec_embed" not in state:  # HF omits it when masking is off
+        state = {**state, "masked_spec_embed": own["masked_spec_embed"]}
+    wrong_shape = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+                   for k, v in state.items() if k in own and own[k].shape != v.shape]
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if wrong_shape or (strict and (missing or unexpected)):
+        raise CheckpointError(
+            "checkpoint does not match the architecture:"
+            + "".join(f"\n  shape {w}" for w in wrong_shape)
+            + "".join(f"\n  missing {k}" for k in missing[:20])
+            + "".join(f"\n  unexpected {k}" for k in unexpected[:20]))
+    model.load_state_dict(state, strict=strict)
+    return model
+
+
+def export_hf_folder(model, folder):
+    """Write ``model`` (a ``Wav2Vec2Backbone``) as an HF ``Wav2Vec2Model`` folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(ours_to_hf_config(model.config), indent=2))
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    try:
+        from safetensors.torch import save_file
+    except ImportError:  # safetensors comes with transformers; fall back to torch
+        torch.save(state, folder / "pytorch_model.bin")
+    else:
+        save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return folder
+
+
+# fairseq wav2vec2 -> HF / our names.
+_FAIRSEQ_RULES = [
+    (r"^feature_extractor\.conv_layers\.(\d+)\.0\.", r"feature_extractor.conv_layers.\1.conv."),
+    (r"^feature_extractor\.conv_layers\.(\d+)\.2\.(weight|bias)$", r"feature_extractor.conv_layers.\1.layer_norm.\2"),
+    (r"^feature_extractor\.conv_layers\.(\d+)\.1\.1\.(weight|bias)$", r"feature_extractor.conv_layers.\1.layer_norm.\2"),
+    (r"^layer_norm\.", "feature_projection.layer_norm."),
+    (r"^post_extract_proj\.", "feature_projection.projection."),
+    (r"^mask_emb$", "masked_spec_embed"),
+    (r"^encoder\.pos_conv\.0\.weight_g$", "encoder.pos_conv_embed.conv.parametrizations.weight.original0"),
+    (r"^encoder\.pos_conv\.0\.weight_v$", "encoder.pos_conv_embed.conv.parametrizations.weight.original1"),
+    (r"^encoder\.pos_conv\.0\.bias$", "encoder.pos_conv_embed.conv.bias"),
+    (r"^encoder\.layers\.(\d+)\.self_attn\.", r"encoder.layers.\1.attention."),
+    (r"^encoder\.layers\.(\d+)\.self_attn_layer_norm\.", r"encoder.layers.\1.layer_norm."),
+    (r"^encoder\.layers\.(\d+)\.fc1\.", r"encoder.layers.\1.feed_forward.intermediate_dense."),
+    (r"^encoder\.layers\.(\d+)\.fc2\.", r"encoder.layers.\1.feed_forward.output_dense."),
+    (r"^encoder\.layers\.(\d+)\.final_layer_norm\.", r"encoder.layers.\1.final_layer_norm."),
+    (r"^encoder\.layer_norm\.", "encoder.layer_norm."),
+]
+_FAIRSEQ_PRETRAINING_ONLY = ("quantizer.", "project_q.", "final_proj.", "target_glu.", "project_inp.")
+
+
+def fairseq_config_to_ours(model_cfg):
+    """fairseq ``cfg['model']`` (or legacy ``args``) dict -> ``Wav2Vec2Config``."""
+    conv = model_cfg.get("conv_feature_layers", "[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512,2,2)] * 2")
+    if isinstance(conv, str):
+        if not re.fullmatch(r"[\[\]\(\)\d\s,+*]+", conv):
+            raise CheckpointError(f"fairseq conv_feature_layers {conv!r} is not a plain layer list")
+        conv = eval(conv, {"__builtins__": {}})  # digits, brackets, + and * only (checked above)
+    dim = model_cfg.get("encoder_embed_dim", 768)
+    return Wav2Vec2Config(
+        conv_layers=conv, extractor_mode="layer_norm" if model_cfg.get("extractor_mode") == "layer_norm" else "group_norm",
+        conv_bias=bool(model_cfg.get("conv_bias", False)), dim=dim,
+        num_layers=model_cfg.get("encoder_layers", 12),
+        num_heads=model_cfg.get("encoder_attention_heads", 12),
+        ffn_dim=model_cfg.get("encoder_ffn_embed_dim", 3072),
+        pos_conv_kernel=model_cfg.get("conv_pos", 128),
+        pos_conv_groups=model_cfg.get("conv_pos_groups", 16),
+        layer_norm_first=bool(model_cfg.get("layer_norm_first", False)),
+        dropout=model_cfg.get("dropout", 0.1),
+        attention_dropout=model_cfg.get("attention_dropout", 0.1),
+        activation_dropout=model_cfg.get("activation_dropout", 0.0),
+        dropout_input=model_cfg.get("dropout_input", 0.1),
+        layerdrop=model_cfg.get("encoder_layerdrop", 0.05),
+        feature_grad_mult=model_cfg.get("feature_grad_mult", 0.1),
+    )
+
+
+def fairseq_state_to_ours(state, config):
+    """Rename a fairseq wav2vec2 state dict to ours. fairseq has no
+    ``post_extract_proj`` when the CNN width equals the model width; an
+    identity projection is inserted then."""
+    out = {}
+    for key, value in state.items():
+        if key.startswith(_FAIRSEQ_PRETRAINING_ONLY):
+            continue
+        new = key
+        for pattern, repl in _FAIRSEQ_RULES:
+            new = re.sub(pattern, repl, new)
+        out[new] = value
+    if "feature_projection.projection.weight" not in out:
+        cnn_dim = config.conv_layers[-1][0]
+        if cnn_dim != config.dim:
+            raise CheckpointError("fairseq checkpoint lacks post_extract_proj although CNN and model widths differ")
+        out["feature_projection.projection.weight"] = torch.eye(config.dim)
+        out["feature_projection.projection.bias"] = torch.zeros(config.dim)
+    return out
+
+
+def load_fairseq_checkpoint(path):
+    """Read a fairseq wav2vec2 ``.pt``. Returns ``(config, state dict)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such fairseq checkpoint")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if "model" not in ckpt:
+        raise CheckpointError(f"{path}: no 'model' entry (not a fairseq checkpoint)")
+    if ckpt.get("cfg") is not None:
+        model_cfg = dict(ckpt["cfg"]["model"])
+    elif ckpt.get("args") is not None:
+        model_cfg = vars(ckpt["args"])
+    else:
+        raise CheckpointError(f"{path}: neither 'cfg' nor 'args' (cannot tell the architecture)")
+    config = fairseq_config_to_ours(model_cfg)
+    return config, fairseq_state_to_ours(ckpt["model"], config)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m speechbrain_ext.convert",
+                                     description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("import-hf", "HF folder -> our backbone checkpoint"),
+                            ("import-fairseq", "fairseq .pt -> our backbone checkpoint"),
+                            ("export-hf", "our checkpoint (or HF folder) -> HF folder")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("source")
+        p.add_argument("destination")
+    args = parser.parse_args(argv)
+    from .backbone import load_backbone, save_backbone
+
+    try:
+        if args.command == "import-fairseq":
+            config, state = load_fairseq_checkpoint(args.source)
+            model = backbone_from_state(config, state)
+        else:
+            model = load_backbone(args.source)
+        if args.command == "export-hf":
+            export_hf_folder(model, args.destination)
+        else:
+            save_backbone(model, args.destination)
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.destination}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
