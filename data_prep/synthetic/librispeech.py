@@ -25,7 +25,10 @@ MAX_SECONDS = 25.0
 SIZES = {
     "tiny": {"ls_train_speakers": 4, "ls_train_chapters": 1, "ls_train_utts": 3,
              "ls_eval_speakers": 2, "ls_eval_utts": 2, "ll_fold_utts": 2},
-    "mini": {"ls_train_speakers": 20, "ls_train_chapters": 2, "ls_train_utts": 10,
+    # One 20-utterance chapter (~4 min) per speaker: chapters shorter than
+    # L (L + 1) s (4 min at 15 s) cannot all be cut into pieces within 1 s of
+    # each other without dropping a remainder (see data_prep.length_splits).
+    "mini": {"ls_train_speakers": 20, "ls_train_chapters": 1, "ls_train_utts": 20,
              "ls_eval_speakers": 8, "ls_eval_utts": 6, "ll_fold_utts": 4},
 }
 MEAN_SECONDS = 12.0  # mean of draw_durations, used to size --hours-librispeech
@@ -33,11 +36,13 @@ MEAN_SECONDS = 12.0  # mean of draw_durations, used to size --hours-librispeech
 
 def scale_librispeech(size, hours):
     """Return a copy of ``size`` whose train-clean-100 holds about ``hours``
-    hours: up to 251 speakers (as the real subset), 2 chapters each."""
+    hours: up to 251 speakers (as the real subset), chapters of at least 20
+    utterances (~4 min), 2 chapters a speaker once there is enough audio."""
     utts = max(1, int(round(hours * 3600 / MEAN_SECONDS)))
     speakers = int(min(251, max(size["ls_train_speakers"], round(utts / 40))))
-    per_chapter = max(1, int(round(utts / (speakers * 2))))
-    return {**size, "ls_train_speakers": speakers, "ls_train_chapters": 2,
+    chapters = 2 if utts >= speakers * 40 else 1
+    per_chapter = max(1, int(round(utts / (speakers * chapters))))
+    return {**size, "ls_train_speakers": speakers, "ls_train_chapters": chapters,
             "ls_train_utts": per_chapter}
 
 

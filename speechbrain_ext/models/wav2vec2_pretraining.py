@@ -1,0 +1,109 @@
+"""wav2vec2 contrastive pre-training as fairseq runs it.
+
+Per batch: CNN features -> span mask (p=0.65, L=10, min 2 spans, on each
+utterance's unpadded length) -> the transformer sees mask embeddings at the
+masked frames -> ``final_proj`` of the context vectors at the masked frames
+is compared (cosine / 0.1) with the quantized, ``project_q``-ed unmasked CNN
+features of the same frames (positive) and of 100 other masked frames of the
+same utterance (negatives). The quantizer and the negatives are computed for
+masked frames only, as fairseq does (HF computes them for every frame).
+
+Head names follow HF ``Wav2Vec2ForPreTraining`` (``quantizer``,
+``project_q``, ``project_hid``).
+
+Example
+-------
+>>> import torch
+>>> from speechbrain_ext.models.wav2vec2 import Wav2Vec2Config
+>>> model = Wav2Vec2ContrastiveModel(Wav2Vec2Config.micro(), num_negatives=5,
+...                                  codevector_dim=32, final_dim=16, num_vars=8)
+>>> out = model(torch.randn(2, 16000))
+>>> sorted(k for k in out if k in ("loss", "accuracy", "prob_perplexity"))
+['accuracy', 'loss', 'prob_perplexity']
+>>> out["loss"].backward()
+"""
+import torch
+from torch import nn
+
+from ..masking import compute_span_mask
+from ..objectives.contrastive import Wav2Vec2Loss, contrastive_logits, sample_negatives
+from ..quantizer import GumbelVectorQuantizer
+from .wav2vec2 import Wav2Vec2Backbone
+
+
+class Wav2Vec2ContrastiveModel(nn.Module):
+    """Backbone + quantizer + projections + fairseq's loss.
+
+    Arguments
+    ---------
+    backbone_config : Wav2Vec2Config or dict
+    mask_prob, mask_length, min_masks : span masking (0.65, 10, 2)
+    num_negatives : distractors per masked frame (100)
+    codevector_dim, num_groups, num_vars : quantizer (256, 2, 320)
+    final_dim : dimension of the compared vectors (256)
+    logit_temperature : cosine-similarity temperature (0.1)
+    dropout_features : dropout on the quantizer input (0.1)
+    quantizer_temperature : (max, min, decay) per update (2, 0.5, 0.999995)
+    diversity_weight, feature_penalty_weight : loss weights (0.1, 10)
+    backbone : optional existing backbone (e.g. loaded from a checkpoint)
+    """
+
+    def __init__(self, backbone_config=None, mask_prob=0.65, mask_length=10, min_masks=2,
+                 num_negatives=100, codevector_dim=256, num_groups=2, num_vars=320,
+                 final_dim=256, logit_temperature=0.1, dropout_features=0.1,
+                 quantizer_temperature=(2.0, 0.5, 0.999995), diversity_weight=0.1,
+                 feature_penalty_weight=10.0, backbone=None):
+        super().__init__()
+        self.wav2vec2 = backbone if backbone is not None else Wav2Vec2Backbone(backbone_config)
+        cnn_dim = self.wav2vec2.feature_extractor.output_dim
+        dim = self.wav2vec2.config.dim
+        max_temp, min_temp, decay = quantizer_temperature
+        self.quantizer = GumbelVectorQuantizer(cnn_dim, num_groups, num_vars, codevector_dim,
+                                               max_temp, min_temp, decay)
+        self.project_q = nn.Linear(codevector_dim, final_dim)
+        self.project_hid = nn.Linear(dim, final_dim)
+        self.dropout_features = nn.Dropout(dropout_features)
+        self.loss_fn = Wav2Vec2Loss(diversity_weight, feature_penalty_weight)
+        self.mask_prob, self.mask_length, self.min_masks = mask_prob, mask_length, min_masks
+        self.num_negatives = num_negatives
+        self.logit_temperature = logit_temperature
+
+    @property
+    def backbone(self):
+        return self.wav2vec2
+
+    def min_frames(self):
+        """Shortest utterance (in frames) this objective accepts."""
+        return self.mask_length + 1
+
+    def set_num_updates(self, num_updates):
+        """Gumbel temperature for update ``num_updates`` (also on resume)."""
+        self.quantizer.set_num_updates(num_updates)
+
+    def after_optimizer_step(self, num_updates):
+        """Called once after every optimizer update."""
+        self.set_num_updates(num_updates)
+
+    def forward(self, wav, wav_lens=None):
+        """``wav`` ``[B, samples]`` -> dict with ``loss`` (per masked frame)
+        and logging statistics."""
+        model = self.wav2vec2
+        features, frame_mask, feature_penalty = model.extract_features(wav, wav_lens)
+        lengths = frame_mask.sum(dim=1)
+        time_mask = compute_span_mask(lengths, features.shape[1], self.mask_prob,
+                                      self.mask_length, self.min_masks)
+        states = model.encode(model.project(features), frame_mask, time_mask)
+        # Masked frames in row-major order: utterance b's frames are contiguous.
+        context = self.project_hid(states[-1][time_mask])
+        codes, qstats = self.quantizer(self.dropout_features(features)[time_mask])
+        targets = self.project_q(codes)
+        negative_index = sample_negatives(time_mask.sum(dim=1), self.num_negatives)
+        logits = contrastive_logits(context, targets, negative_index, self.logit_temperature)
+        out = self.loss_fn(logits, qstats["prob_perplexity"], self.quantizer.num_codevectors,
+                           feature_penalty)
+        out["loss"] = out.pop("total")
+        out.update(prob_perplexity=qstats["prob_perplexity"].detach(),
+                   code_perplexity=qstats["code_perplexity"],
+                   temperature=qstats["temperature"],
+                   mask_rate=(time_mask.sum() / lengths.sum()).detach())
+        return out
