@@ -530,3 +530,106 @@ def merge_csvs(inputs, output):
     if header is None:
         raise ValueError("merge_csvs needs at least one input CSV")
     return write_csv(output, rows, header)
+
+
+# ------------------------------------------------- generic preparation driver
+def read_table(path, problems, required, delimiter=",", what="metadata file",
+               quoting=csv.QUOTE_MINIMAL):
+    """Rows of a CSV/TSV metadata file as ``[(line number, dict)]``.
+
+    A missing or unreadable file, or one whose header lacks a column of
+    ``required``, is a fatal problem (a whole split or label set would be
+    missing) and ``[]`` is returned. ``quoting=csv.QUOTE_NONE`` reads files
+    whose fields are never quoted (Common Voice TSVs).
+
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "meta.tsv")
+    >>> _ = open(path, "w").write("path\\tsentence\\na.mp3\\thello\\n")
+    >>> read_table(path, ProblemList(), ["path", "sentence"], delimiter="\\t")
+    [(2, {'path': 'a.mp3', 'sentence': 'hello'})]
+    >>> problems = ProblemList()
+    >>> read_table(path + ".missing", problems, ["path"])
+    []
+    >>> [p.what for p in problems]
+    ['metadata file does not exist']
+    """
+    path = str(path)
+    if not os.path.isfile(path):
+        problems.add(path, f"{what} does not exist", fatal=True)
+        return []
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle, delimiter=delimiter, quoting=quoting)
+            header = reader.fieldnames or []
+            lacking = [c for c in required if c not in header]
+            if lacking:
+                problems.add(path, f"{what} lacks column(s) {lacking} (header: {header})",
+                             fatal=True)
+                return []
+            # the header is line 1; a row's line is the reader's line after it
+            return [(reader.line_num, row) for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        problems.add(path, f"unreadable {what} ({err})", fatal=True)
+        return []
+
+
+def run_preparation(name, save_folder, outputs, options, collect, skip_bad_files=False,
+                    num_workers=None, sample_rate=SAMPLE_RATE, progress=True,
+                    what=None):
+    """Drive one preparation: skip-if-done, audio scan, bad-input policy,
+    atomic writing. Corpus modules supply only the corpus-specific parts.
+
+    Arguments
+    ---------
+    name : str
+        Short corpus name (``DoneRecord`` file ``<name>_prep_options.json``).
+    save_folder : str
+        Where the CSVs go.
+    outputs : dict
+        ``{key: csv file name}``; each key is recorded as done separately.
+    options : dict
+        Everything the outputs depend on (data folder, task options ...).
+    collect : callable
+        ``collect(todo_keys, problems) -> (audio_paths, build)``: reads the
+        metadata (adding problems), returns the audio files to scan and a
+        function ``build(scan, problems) -> {key: (rows, columns)}`` called
+        after the scan. ``build`` must leave out every path in
+        ``problems.bad_paths()`` and any input it adds a problem for itself.
+    skip_bad_files, num_workers, sample_rate, progress
+        As in :func:`scan_audio` / :meth:`ProblemList.enforce`.
+    what : str, optional
+        Name used in messages (default ``"<name> preparation"``).
+
+    Returns
+    -------
+    PrepResult
+
+    Nothing is written unless every problem is skippable and
+    ``skip_bad_files`` is set, or there is none.
+    """
+    what = what or f"{name} preparation"
+    save_folder = Path(save_folder)
+    record = DoneRecord(save_folder, name)
+    csv_files = {key: str(save_folder / file) for key, file in outputs.items()}
+    todo = [k for k in outputs if not record.is_done(k, options, [csv_files[k]])]
+    reused = [k for k in outputs if k not in todo]
+    if reused:
+        logger.info("%s: %s up to date in %s, skipped", what, reused, save_folder)
+    if not todo:
+        return PrepResult(csv_files, [], reused, [])
+    problems = ProblemList(what)
+    paths, build = collect(list(todo), problems)
+    paths = list(dict.fromkeys(str(p) for p in paths))  # unique, in order
+    if any(p.fatal for p in problems):  # no point scanning audio
+        problems.enforce(skip_bad_files, report_folder=save_folder)
+    scan = scan_audio(paths, sample_rate, num_workers, progress, desc=what)
+    problems.extend(scan.problems)
+    tables = build(scan, problems)
+    problems.enforce(skip_bad_files, report_folder=save_folder)
+    record.forget(todo)
+    for key in todo:
+        rows, columns = tables[key]
+        count = write_csv(csv_files[key], rows, columns)
+        record.mark_done(key, options)
+        logger.info("%s %s: %d rows -> %s", what, key, count, csv_files[key])
+    return PrepResult(csv_files, todo, reused, list(problems))

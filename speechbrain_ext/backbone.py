@@ -70,6 +70,35 @@ def _latest_checkpoint_dir(folder):
     return candidates[-1] if candidates else None
 
 
+ARCHITECTURE_KEYS = ("conv_layers", "extractor_mode", "conv_bias", "dim", "num_layers",
+                     "num_heads", "ffn_dim", "pos_conv_kernel", "pos_conv_groups",
+                     "layer_norm_first")
+
+
+def init_backbone(config, path):
+    """A backbone built from ``config`` (the YAML's, with its training-time
+    dropouts) holding the weights of the checkpoint at ``path`` (anything
+    ``load_backbone`` reads: our checkpoints, HF folders, or a fairseq
+    ``.pt``). An architecture that differs from ``config`` is a
+    ``CheckpointError`` listing every differing key, raised before training."""
+    path = Path(path)
+    if path.suffix == ".pt":
+        from .convert import load_fairseq_checkpoint
+
+        loaded_config, state = load_fairseq_checkpoint(path)
+        loaded = backbone_from_state(loaded_config, state)
+    else:
+        loaded = load_backbone(path)
+    config = config if isinstance(config, Wav2Vec2Config) else Wav2Vec2Config.from_dict(dict(config))
+    theirs, ours = loaded.config.to_dict(), config.to_dict()
+    differ = [f"{k}: checkpoint {theirs[k]!r} vs config {ours[k]!r}"
+              for k in ARCHITECTURE_KEYS if theirs[k] != ours[k]]
+    if differ:
+        raise CheckpointError(f"{path} has another architecture than the YAML's backbone_config:\n  "
+                              + "\n  ".join(differ))
+    return backbone_from_state(config, loaded.state_dict())
+
+
 def load_backbone(path):
     """Load any supported checkpoint (see module docstring) in eval mode."""
     path = Path(path)

@@ -13,7 +13,11 @@ import logging
 from pathlib import Path
 
 import torch
-from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
+import shutil
+
+from speechbrain.utils.checkpoints import (Checkpointer, mark_as_loader, mark_as_saver,
+                                           register_checkpoint_hooks)
+from speechbrain.utils.distributed import if_main_process
 
 from .backbone import save_backbone
 
@@ -88,3 +92,33 @@ class BackboneSaver:
     @mark_as_loader
     def _load(self, path, end_of_epoch=False):
         pass
+
+
+class SafeCheckpointer(Checkpointer):
+    """SpeechBrain's Checkpointer, safe against a kill during a save.
+
+    SpeechBrain writes a checkpoint's meta file before its parameter files,
+    so a process killed mid-save leaves a folder that looks complete and
+    that a resume would pick. Here a checkpoint counts only once a
+    ``COMPLETE`` marker is written after all its files; unmarked folders are
+    ignored, and removed when the run recovers.
+    """
+
+    MARKER = "COMPLETE"
+
+    def save_checkpoint(self, *args, **kwargs):
+        checkpoint = super().save_checkpoint(*args, **kwargs)
+        if checkpoint is not None and if_main_process():
+            (Path(checkpoint.path) / self.MARKER).write_text("")
+        return checkpoint
+
+    def list_checkpoints(self):
+        return [c for c in super().list_checkpoints() if (Path(c.path) / self.MARKER).is_file()]
+
+    def recover_if_possible(self, *args, **kwargs):
+        if if_main_process():
+            for folder in Path(self.checkpoints_dir).glob("CKPT+*"):
+                if folder.is_dir() and not (folder / self.MARKER).is_file():
+                    logger.warning(f"removing incomplete checkpoint {folder} (interrupted save)")
+                    shutil.rmtree(folder)
+        return super().recover_if_possible(*args, **kwargs)

@@ -219,6 +219,7 @@ def is_complete(folder, options):
     """True if ``folder`` holds a finished corpus made with ``options`` and
     none of its files has gone missing since."""
     info = read_marker(folder)
+    options = json.loads(json.dumps(options))  # as the marker stores them (tuples -> lists)
     return (info is not None and info.get("options") == options
             and _count_files(folder) == info.get("files"))
 

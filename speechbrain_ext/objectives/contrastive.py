@@ -132,13 +132,92 @@ def contrastive_logits(context, targets, negative_index, temperature=0.1):
         context_unit = torch.nn.functional.normalize(context, dim=-1, eps=1e-8)
         target_norm = targets.norm(dim=-1).clamp_min(1e-8)  # [M]
         positive = (context_unit * targets).sum(-1) / target_norm  # [M]
-        negatives = targets[negative_index]  # [M, K, dim]
-        negative = torch.einsum("md,mkd->mk", context_unit, negatives)
-        negative = negative / target_norm[negative_index]
+        dots = _negative_dots(context_unit, targets, negative_index)  # [M, K]
+        negative = dots / target_norm[negative_index]
         logits = torch.cat([positive[:, None], negative], dim=1) / temperature
-        duplicate = (negatives == targets[:, None, :]).all(dim=-1)  # [M, K]
+        duplicate = _equal_rows(targets, negative_index)  # [M, K]
         duplicate = torch.cat([torch.zeros_like(duplicate[:, :1]), duplicate], dim=1)
         return logits.masked_fill(duplicate, float("-inf"))
+
+
+# The negatives' similarities are the hot spot of the objective: gathering the
+# [M, K, dim] distractor vectors (and, in backward, scatter-adding their
+# gradients back) costs several times the rest of the heads on a CPU.  Since
+# every row's distractors lie in a short run of rows (its own utterance), the
+# dot products are taken as one batched matrix product per run of rows and
+# only the [M, K] scalars are gathered.  The results are the same dot
+# products (up to the summation order of float arithmetic).
+
+# Use the blocked product while its [segments, rows, columns] similarity
+# tensor has at most this many entries per gathered logit.
+_BLOCK_WASTE_LIMIT = 8
+
+
+def _row_segments(negative_index):
+    """Splits rows into runs whose distractors share a short column range.
+
+    Row ``m`` needs columns ``lo_m .. hi_m`` (the span of ``m`` and its
+    distractors).  A new segment starts at row ``m`` when ``lo_m`` lies after
+    every earlier row's ``hi``: with distractors from the row's own utterance
+    (contiguous rows) a segment never crosses utterances; for any other index
+    the segments are simply larger.  Returns ``(segment of each row [M],
+    first row [S], first column [S], rows per segment R, columns W)``.
+    """
+    total = negative_index.shape[0]
+    rows = torch.arange(total, device=negative_index.device)
+    lo = torch.minimum(negative_index.min(dim=1).values, rows)
+    hi = torch.maximum(negative_index.max(dim=1).values, rows)
+    starts = torch.ones(total, dtype=torch.bool, device=rows.device)
+    starts[1:] = lo[1:] > torch.cummax(hi, dim=0).values[:-1]
+    segment = starts.long().cumsum(0) - 1
+    num_segments = int(segment[-1]) + 1
+    first_row = rows[starts]
+    first_col = torch.full((num_segments,), total, dtype=torch.long, device=rows.device)
+    first_col = first_col.scatter_reduce(0, segment, lo, reduce="amin")
+    last_col = torch.zeros_like(first_col).scatter_reduce(0, segment, hi, reduce="amax")
+    num_rows = int(torch.bincount(segment, minlength=num_segments).max())
+    num_cols = int((last_col - first_col).max()) + 1
+    return segment, first_row, first_col, num_rows, num_cols
+
+
+def _negative_dots(context, targets, negative_index):
+    """``[M, K]`` dot products ``context[m] . targets[negative_index[m, k]]``."""
+    total, num_negatives = negative_index.shape
+    if total == 0 or num_negatives == 0:
+        return context.new_zeros(total, num_negatives)
+    segment, first_row, first_col, num_rows, num_cols = _row_segments(negative_index)
+    num_segments = first_row.shape[0]
+    if num_segments * num_rows * num_cols > _BLOCK_WASTE_LIMIT * total * num_negatives:
+        # a few rows reach far: the plain gather is cheaper than the blocks
+        return torch.einsum("md,mkd->mk", context, targets[negative_index])
+    dim = context.shape[1]
+    # [S, R] rows and [S, W] columns of each segment (clamped at the end:
+    # the padding's products are computed but never read)
+    row_index = (first_row[:, None] + torch.arange(num_rows, device=context.device))
+    col_index = (first_col[:, None] + torch.arange(num_cols, device=context.device))
+    row_block = context.index_select(0, row_index.clamp_max(total - 1).flatten())
+    col_block = targets.index_select(0, col_index.clamp_max(total - 1).flatten())
+    products = torch.bmm(row_block.view(num_segments, num_rows, dim),
+                         col_block.view(num_segments, num_cols, dim).transpose(1, 2))
+    rows = torch.arange(total, device=context.device)
+    own = segment * num_rows + (rows - first_row[segment])  # row m in products
+    products = products.reshape(num_segments * num_rows, num_cols).index_select(0, own)
+    return products.gather(1, negative_index - first_col[segment][:, None])
+
+
+def _equal_rows(targets, negative_index):
+    """``[M, K]`` bool: ``targets[negative_index[m, k]] == targets[m]`` in
+    every element (float equality: ``-0.0 == 0.0``, NaN equals nothing)."""
+    with torch.no_grad():
+        if targets.shape[0] == 0 or negative_index.shape[1] == 0:
+            return torch.zeros(negative_index.shape, dtype=torch.bool, device=targets.device)
+        # identical rows <=> identical bit patterns once -0.0 is made +0.0 ...
+        canonical = torch.where(targets == 0, torch.zeros_like(targets), targets)
+        bits = canonical.contiguous().view(torch.int32)
+        _, row_id = torch.unique(bits, dim=0, return_inverse=True)
+        same = row_id[negative_index] == row_id[:, None]
+        # ... except that a row with a NaN equals no row, itself included
+        return same & ~torch.isnan(targets).any(dim=-1)[:, None]
 
 
 def wav2vec2_pretraining_loss(

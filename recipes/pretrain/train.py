@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""Self-supervised pre-training of wav2vec2-style backbones.
+
+One recipe for every objective: the YAML's ``model`` decides (contrastive
+wav2vec2, the non-contrastive method of paper 000, or the sequentially
+combined method: non-contrastive from a wav2vec2 checkpoint).
+
+    python recipes/pretrain/train.py hparams/nc_5s.yaml --data_folder /data/LibriSpeech
+    torchrun --nproc_per_node=8 recipes/pretrain/train.py hparams/w2v2_15s.yaml ...
+    python recipes/pretrain/train.py hparams/nc_5s.yaml --overrides_file overrides/micro.yaml
+
+Paths to the YAML and to ``--overrides_file`` may be given relative to the
+current folder or to this recipe's folder. Batches are sized in seconds of
+audio (``batch_seconds`` per process and step); the effective batch is
+``batch_seconds x grad_accumulation_factor x processes``, which the log states.
+"""
+import logging
+import sys
+import time
+from pathlib import Path
+
+import speechbrain as sb
+import torch
+import yaml
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.dataio.dataset import DynamicItemDataset
+from speechbrain.dataio.sampler import DynamicBatchSampler
+from speechbrain.utils.distributed import if_main_process, run_on_main
+
+from data_prep.common import DATA_ROOT_KEY, DataPreparationError
+from data_prep.length_splits import csv_name, prepare_length_splits, read_piece
+from speechbrain_ext.schedules import set_learning_rate
+from speechbrain_ext.training import AudioCounter, BackboneSaver, crop_to_shortest, unwrap, world_size
+
+logger = logging.getLogger(__name__)
+RECIPE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = RECIPE_DIR.parents[1]
+SAMPLE_RATE = 16000
+
+
+class PretrainBrain(sb.core.Brain):
+    """Runs any pre-training objective whose module returns ``{"loss": ...}``."""
+
+    def on_fit_start(self):
+        super().on_fit_start()  # recovers the latest checkpoint, if any
+        self.crop_generator = torch.Generator().manual_seed(self.hparams.seed + self.optimizer_step)
+        unwrap(self.modules.model).set_num_updates(self.optimizer_step)
+        set_learning_rate(self.optimizer, self.hparams.lr_schedule(self.optimizer_step))
+        if self.optimizer_step > 0:
+            logger.info(f"resumed from checkpoint at update {self.optimizer_step}, "
+                        f"{self.hparams.audio_counter.hours:.3f} h of audio seen")
+        logger.info(
+            f"effective batch: {self.hparams.batch_seconds} s per process x "
+            f"{self.grad_accumulation_factor} accumulation x {world_size()} processes = "
+            f"{self.hparams.batch_seconds * self.grad_accumulation_factor * world_size() / 60:.2f} "
+            f"min of audio per update (before cropping to the shortest clip)")
+
+    def compute_forward(self, batch, stage):
+        batch = batch.to(self.device)
+        wav, wav_lens = batch.sig
+        if self.hparams.crop_to_shortest:
+            wav = crop_to_shortest(wav, wav_lens, self.crop_generator)
+            wav_lens = None
+        self.batch_audio_seconds = wav.shape[0] * wav.shape[1] / SAMPLE_RATE
+        return self.modules.model(wav, wav_lens)
+
+    def compute_objectives(self, outputs, batch, stage):
+        loss = outputs["loss"]
+        if not torch.isfinite(loss):
+            terms = {k: float(v) for k, v in outputs.items() if torch.is_tensor(v) and v.numel() == 1}
+            logger.warning(f"non-finite loss at update {self.optimizer_step}: {terms}; "
+                           "gradients of this batch are discarded")
+        self.last_outputs = outputs
+        return loss
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        self.hparams.audio_counter.add(self.batch_audio_seconds)
+        if not should_step:
+            return
+        model = unwrap(self.modules.model)
+        model.after_optimizer_step(self.optimizer_step)
+        lr = self.hparams.lr_schedule(self.optimizer_step)
+        set_learning_rate(self.optimizer, lr)
+        # every rank calls log_stats: SpeechBrain runs it on the main process and syncs
+        if self.optimizer_step % self.hparams.log_interval == 0:
+            stats = {k: round(float(v.detach() if torch.is_tensor(v) else v), 5) for k, v in outputs.items()
+                     if (torch.is_tensor(v) and v.numel() == 1) or isinstance(v, float)}
+            stats.update(update=self.optimizer_step, lr=lr,
+                         hours_seen=round(self.hparams.audio_counter.hours, 5))
+            self.hparams.train_logger.log_stats(stats_meta={"step": self.optimizer_step},
+                                                train_stats=stats)
+
+    def on_stage_end(self, stage, stage_loss, epoch):
+        if stage == sb.Stage.TRAIN:
+            self.train_loss = stage_loss
+            return
+        stats = {"loss": stage_loss}
+        if stage == sb.Stage.VALID:
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "update": self.optimizer_step,
+                            "hours_seen": round(self.hparams.audio_counter.hours, 5)},
+                train_stats={"loss": self.train_loss}, valid_stats=stats)
+            self.checkpointer.save_and_keep_only(
+                meta={"loss": stage_loss, "update": self.optimizer_step},
+                min_keys=["loss"], num_to_keep=self.hparams.checkpoints_to_keep)
+
+
+def resolve_path(path):
+    """Absolute ``path`` as given, or relative to the current folder, to this
+    recipe's folder, or to the repository root (first that exists)."""
+    path = Path(path)
+    if path.is_absolute() or path.exists():
+        return path
+    for base in (RECIPE_DIR, REPO_ROOT):
+        if (base / path).exists():
+            return base / path
+    return path
+
+
+def parse_arguments(argv):
+    """SpeechBrain's parser, plus ``--overrides_file FILE`` (a YAML of
+    overrides, e.g. the micro scale) and path resolution."""
+    overrides_files = []
+    rest = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--overrides_file":
+            overrides_files.append(next(args, None))
+        elif arg.startswith("--overrides_file="):
+            overrides_files.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    if rest and not rest[0].startswith("-"):
+        rest[0] = str(resolve_path(rest[0]))
+    hparams_file, run_opts, overrides = sb.parse_arguments(rest)
+    texts = []
+    for name in overrides_files:
+        if name is None or not resolve_path(name).is_file():
+            raise FileNotFoundError(f"--overrides_file: no such file {name!r}")
+        texts.append(resolve_path(name).read_text())
+    merged = {}
+    for name, text in zip(overrides_files, texts):
+        try:
+            values = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"malformed override in {name}: {err}") from err
+        if not isinstance(values, dict):
+            raise ValueError(f"overrides in {name} must be 'key: value' pairs, got {values!r}")
+        merged.update(values)
+    try:
+        cli = yaml.safe_load(overrides) if overrides else {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"malformed command-line override: {err}") from err
+    merged.update(cli or {})
+    return hparams_file, run_opts, merged
+
+
+def check_split(csv_path, hparams, model):
+    """Fail before training on a split the objective cannot use."""
+    if not Path(csv_path).is_file():
+        raise DataPreparationError(
+            f"length split {csv_path} was not prepared; run\n  python -m data_prep.length_splits "
+            f"--data_folder {hparams['data_folder']} --save_folder {Path(csv_path).parent} "
+            f"--lengths {hparams['split_length']}\nor set skip_prep: False")
+    import csv
+
+    with open(csv_path) as f:
+        durations = [float(row["duration"]) for row in csv.DictReader(f)]
+    if not durations:
+        raise DataPreparationError(f"{csv_path} holds no pieces")
+    frames = int((min(durations) * SAMPLE_RATE - 400) // 320 + 1)
+    if frames < model.min_frames():
+        raise ValueError(f"{csv_path}: the shortest piece ({min(durations):.2f} s, {frames} frames) "
+                         f"is shorter than the mask span the objective needs ({model.min_frames()} frames)")
+    per_batch = hparams["batch_seconds"] / max(durations)
+    if hparams.get("min_batch_size", 1) > per_batch:
+        raise ValueError(f"batch_seconds={hparams['batch_seconds']} holds only {per_batch:.1f} pieces of "
+                         f"{max(durations):.1f} s, fewer than min_batch_size={hparams['min_batch_size']} "
+                         "that the objective needs (the Barlow merging loss needs at least 2)")
+
+
+def dataio_prep(hparams):
+    """Train / valid datasets of length-split pieces and the train sampler."""
+    datasets = {}
+    for stage in ("train", "valid"):
+        csv_path = Path(hparams[f"{stage}_prep_folder"]) / csv_name(hparams["split_length"])
+        dataset = DynamicItemDataset.from_csv(
+            str(csv_path), replacements={DATA_ROOT_KEY: str(hparams["data_folder"])})
+        dataset.add_dynamic_item(read_piece, takes="segments", provides="sig")
+        dataset.set_output_keys(["id", "sig"])
+        datasets[stage] = dataset
+    sampler = DynamicBatchSampler(
+        datasets["train"], max_batch_length=hparams["batch_seconds"],
+        num_buckets=hparams["num_buckets"], length_func=lambda x: float(x["duration"]),
+        shuffle=True, batch_ordering="random", seed=hparams["seed"])
+    return datasets, sampler
+
+
+def main(argv=None):
+    hparams_file, run_opts, overrides = parse_arguments(sys.argv[1:] if argv is None else argv)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    with open(hparams_file) as f:
+        hparams = load_hyperpyyaml(f, overrides)
+    hparams["data_folder"] = str(resolve_path(hparams["data_folder"]))
+    if not Path(hparams["data_folder"]).is_dir():
+        raise DataPreparationError(f"data_folder {hparams['data_folder']} does not exist "
+                                   "(expected the LibriSpeech folder holding the train splits)")
+    sb.create_experiment_directory(hparams["output_folder"], hyperparams_to_save=hparams_file,
+                                   overrides=overrides)
+    for stage in ("train", "valid"):
+        run_on_main(prepare_length_splits, kwargs={
+            "data_folder": hparams["data_folder"], "save_folder": hparams[f"{stage}_prep_folder"],
+            "lengths": [hparams["split_length"]], "splits": hparams[f"{stage}_splits"],
+            "skip_prep": hparams["skip_prep"]})
+    model = hparams["model"]
+    check_split(Path(hparams["train_prep_folder"]) / csv_name(hparams["split_length"]), hparams, model)
+    datasets, sampler = dataio_prep(hparams)
+
+    hparams["checkpointer"].add_recoverable(
+        "backbone", BackboneSaver(lambda: unwrap(brain.modules.model).backbone))
+    brain = PretrainBrain(modules={"model": model}, opt_class=hparams["opt_class"],
+                          hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])
+    start = time.time()
+    brain.fit(hparams["epoch_counter"], datasets["train"], datasets["valid"],
+              train_loader_kwargs={"batch_sampler": sampler, "num_workers": hparams["num_workers"]},
+              valid_loader_kwargs={"batch_size": hparams["valid_batch_size"]})
+    if if_main_process():
+        logger.info(f"pre-training done: {brain.optimizer_step} updates, "
+                    f"{hparams['audio_counter'].hours:.3f} h of audio seen, {time.time() - start:.0f} s")
+    return brain
+
+
+if __name__ == "__main__":
+    main()

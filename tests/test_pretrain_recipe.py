@@ -1,0 +1,213 @@
+"""The pre-training recipe end to end at micro scale: every objective runs,
+checkpoints load as backbones, 2-process torchrun, kill-and-resume, and the
+clear errors for bad configurations."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from speechbrain_ext import load_backbone
+from speechbrain_ext.convert import CheckpointError
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "recipes" / "pretrain"
+HPARAMS = RECIPE / "hparams"
+# A model small enough for tests; the demo uses overrides/micro.yaml as is.
+TEST_MODEL = ("--backbone_config={conv_layers: [[32, 10, 5], [32, 3, 2], [32, 3, 2], [32, 3, 2], "
+              "[32, 3, 2], [32, 2, 2], [32, 2, 2]], dim: 32, num_layers: 2, num_heads: 2, "
+              "ffn_dim: 64, pos_conv_kernel: 16, pos_conv_groups: 4, layerdrop: 0.0}")
+
+
+def recipe_args(yaml, out, *extra, updates=4):
+    return [str(HPARAMS / yaml), "--overrides_file", "overrides/micro.yaml", TEST_MODEL,
+            f"--output_folder={out}", f"--max_updates={updates}", "--device=cpu",
+            "--log_interval=1", "--data_folder=" + str(DATA / "LibriSpeech"), *extra]
+
+
+def run_recipe(args, cwd=REPO, launcher=None, timeout=600):
+    cmd = (launcher or [sys.executable]) + [str(RECIPE / "train.py")] + args
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return proc.stdout + proc.stderr
+
+
+DATA = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def librispeech(mini_root):
+    global DATA
+    from data_prep.synthetic import generate
+
+    generate(mini_root, size="mini", corpora=["librispeech"], log=lambda *a: None)
+    DATA = mini_root
+
+
+def log_updates(train_log):
+    return [int(m) for m in re.findall(r"train update: (\d+)", Path(train_log).read_text())]
+
+
+@pytest.fixture(scope="module")
+def w2v2_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("w2v2")
+    text = run_recipe(recipe_args("w2v2_1s.yaml", out))
+    return out, text
+
+
+def test_yaml_variants_differ_only_in_length():
+    """The per-length YAMLs of one objective are the same file but for the length."""
+    def body(path):
+        lines = [l for l in path.read_text().splitlines() if not l.startswith("#")]
+        return [re.sub(r"#.*", "", l).rstrip() for l in lines if not l.startswith("split_length:")]
+
+    for objective in ("w2v2", "nc"):
+        reference = body(HPARAMS / f"{objective}_5s.yaml")
+        for length in (1, 10, 15):
+            path = HPARAMS / f"{objective}_{length}s.yaml"
+            assert body(path) == reference, path
+            assert f"split_length: {length}" in path.read_text()
+
+
+def test_contrastive_micro_run(w2v2_run):
+    out, text = w2v2_run
+    log = (out / "train_log.txt").read_text()
+    for key in ("accuracy", "prob_perplexity", "code_perplexity", "temperature", "lr", "hours_seen",
+                "contrastive", "diversity", "feature_penalty"):
+        assert f"train {key}:" in log, key
+    assert log_updates(out / "train_log.txt")[-1] == 4
+    assert "min of audio per update" in text  # the effective batch is stated
+    backbone = load_backbone(out / "save")
+    assert backbone.config.dim == 32 and not backbone.training
+    with torch.no_grad():
+        states = backbone(torch.randn(2, 16000)).hidden_states
+    assert len(states) == 3 and all(torch.isfinite(s).all() for s in states)
+
+
+def test_recipe_runs_from_its_own_folder(tmp_path):
+    """`python train.py hparams/nc_5s.yaml` from recipes/pretrain works as from the root."""
+    args = recipe_args("nc_5s.yaml", tmp_path / "nc", updates=2)
+    args[0] = "hparams/nc_5s.yaml"
+    run_recipe(args, cwd=RECIPE)
+    assert log_updates(tmp_path / "nc" / "train_log.txt")[-1] == 2
+    log = (tmp_path / "nc" / "train_log.txt").read_text()
+    assert "train time_unrolled_loss:" in log and "train time_merged_loss:" in log
+
+
+def test_sequentially_combined_starts_from_the_w2v2_checkpoint(w2v2_run, tmp_path):
+    out, _ = w2v2_run
+    start = load_backbone(out / "save")
+    run_recipe(recipe_args("seq_5s.yaml", tmp_path / "seq", f"--init_from={out / 'save'}", updates=2))
+    # both networks started from the checkpoint; the kept (target) one moved only by EMA
+    final = load_backbone(tmp_path / "seq" / "save")
+    same_shape = all(a.shape == b.shape for a, b in zip(start.state_dict().values(),
+                                                          final.state_dict().values()))
+    assert same_shape
+    delta = max((a - b).abs().max().item() for a, b in zip(start.state_dict().values(),
+                                                             final.state_dict().values()))
+    assert 0 < delta < 0.5
+
+
+def test_wrong_architecture_checkpoint_is_refused(w2v2_run, tmp_path):
+    out, _ = w2v2_run
+    sys.path.insert(0, str(RECIPE))
+    import train
+
+    args = recipe_args("seq_5s.yaml", tmp_path / "bad", f"--init_from={out / 'save'}")
+    args[3] = args[3].replace("dim: 32", "dim: 48")
+    with pytest.raises(CheckpointError, match="dim: checkpoint 32 vs config 48"):
+        train.main(args)
+
+
+def test_bad_configurations_fail_before_training(tmp_path):
+    sys.path.insert(0, str(RECIPE))
+    import train
+    from data_prep.common import DataPreparationError
+
+    with pytest.raises(ValueError, match="min_batch_size"):  # B < 2 for the merging loss
+        train.main(recipe_args("nc_15s.yaml", tmp_path / "b1", "--batch_seconds=17"))
+    with pytest.raises(ValueError, match="shorter than the mask span"):  # 1 s = 49 frames < 60
+        train.main(recipe_args("nc_1s.yaml", tmp_path / "span", "--online_mask=[0.1, 60]"))
+    with pytest.raises(DataPreparationError, match="was not prepared"):
+        train.main(recipe_args("nc_5s.yaml", tmp_path / "np", "--skip_prep=True"))
+    with pytest.raises(DataPreparationError, match="does not exist"):
+        train.main(recipe_args("nc_5s.yaml", tmp_path / "nf", "--data_folder=/no/such/LibriSpeech"))
+    with pytest.raises(ValueError, match="malformed"):
+        train.main(recipe_args("nc_5s.yaml", tmp_path / "mf", "--lr=[0.1,"))
+
+
+def test_two_process_torchrun(tmp_path):
+    """DDP as users run it: torchrun, gloo on CPU; both processes' audio is counted."""
+    out = tmp_path / "ddp"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                "--master_port=29617"]
+    text = run_recipe(recipe_args("nc_5s.yaml", out, "--distributed_backend=gloo", updates=3),
+                      launcher=torchrun)
+    assert "x 2 processes" in text
+    log = (out / "train_log.txt").read_text()
+    assert log_updates(out / "train_log.txt")[-1] == 3
+    hours = [float(h) for h in re.findall(r"train hours_seen: ([0-9.e+-]+)", log)]
+    # each update consumes a batch on each of the 2 processes: at least 2 pieces of 5 s each
+    assert hours[-1] * 3600 >= 3 * 2 * 2 * 5 - 1e-6
+    assert load_backbone(out / "save").config.dim == 32
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
+    out = tmp_path / "resume"
+    args = recipe_args("nc_1s.yaml", out, "--ckpt_interval_minutes=0", "--ckpt_interval_steps=2",
+                       updates=40)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, str(RECIPE / "train.py")] + args, cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    try:
+        # wait for an interval checkpoint at update >= 4, then kill -9
+        while time.time() < deadline:
+            logged = log_updates(out / "train_log.txt") if (out / "train_log.txt").exists() else []
+            if logged and logged[-1] >= 6 and list((out / "save").glob("CKPT+*")):
+                break
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    killed_at = log_updates(out / "train_log.txt")[-1]
+    assert killed_at < 40
+    text = run_recipe(args)
+    resumed = re.search(r"resumed from checkpoint at update (\d+), ([0-9.]+) h", text)
+    assert resumed, text[-2000:]
+    step = int(resumed.group(1))
+    assert 2 <= step <= killed_at and float(resumed.group(2)) > 0
+    updates = log_updates(out / "train_log.txt")
+    assert updates[-1] == 40
+    # after the resume, logging continues from the checkpoint's update, not from 0
+    restart = updates.index(step + 1, updates.index(killed_at))
+    assert updates[restart:] == list(range(step + 1, 41))
+
+
+def test_interrupted_checkpoint_save_is_ignored(tmp_path):
+    """A folder left by a kill during a save (meta written, parameters not)
+    is neither recovered nor kept."""
+    from speechbrain_ext.training import SafeCheckpointer
+
+    layer = torch.nn.Linear(2, 2)
+    ckpt = SafeCheckpointer(tmp_path, recoverables={"layer": layer})
+    ckpt.save_checkpoint(meta={"n": 1})
+    saved = layer.weight.detach().clone()
+    broken = tmp_path / "CKPT+9999-interrupted"
+    broken.mkdir()
+    (broken / "CKPT.yaml").write_text("end-of-epoch: true\nn: 2\nunixtime: 9999999999\n")
+    (broken / "layer.ckpt").write_bytes(b"trunc")  # what a kill mid-write leaves
+    with torch.no_grad():
+        layer.weight.zero_()
+    recovered = SafeCheckpointer(tmp_path, recoverables={"layer": layer}).recover_if_possible()
+    assert recovered.meta["n"] == 1 and torch.equal(layer.weight, saved)
+    assert not broken.exists()
