@@ -122,3 +122,41 @@ class SafeCheckpointer(Checkpointer):
                     logger.warning(f"removing incomplete checkpoint {folder} (interrupted save)")
                     shutil.rmtree(folder)
         return super().recover_if_possible(*args, **kwargs)
+
+
+class MinimumBatchSizeSampler(torch.utils.data.Sampler):
+    """Wraps a batch sampler (e.g. SpeechBrain's ``DynamicBatchSampler``,
+    which leaves small remainder batches) and merges every batch smaller
+    than ``min_size`` into its neighbour, so that objectives needing several
+    utterances (the Barlow merging loss: 2) never see a smaller batch.
+
+    >>> sampler = MinimumBatchSizeSampler([[0, 1, 2], [3], [4, 5]], min_size=2)
+    >>> list(sampler), len(sampler)
+    ([[0, 1, 2, 3], [4, 5]], 2)
+    """
+
+    def __init__(self, batch_sampler, min_size=2):
+        self.batch_sampler = batch_sampler
+        self.min_size = min_size
+
+    def set_epoch(self, epoch):
+        if hasattr(self.batch_sampler, "set_epoch"):
+            self.batch_sampler.set_epoch(epoch)
+
+    def _batches(self):
+        merged = []
+        for batch in self.batch_sampler:
+            batch = list(batch)
+            if merged and (len(batch) < self.min_size or len(merged[-1]) < self.min_size):
+                merged[-1] = merged[-1] + batch
+            else:
+                merged.append(batch)
+        if len(merged) > 1 and len(merged[-1]) < self.min_size:
+            merged[-2] += merged.pop()
+        return merged
+
+    def __iter__(self):
+        return iter(self._batches())
+
+    def __len__(self):
+        return len(self._batches())

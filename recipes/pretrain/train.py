@@ -30,7 +30,8 @@ from speechbrain.utils.distributed import if_main_process, run_on_main
 from data_prep.common import DATA_ROOT_KEY, DataPreparationError
 from data_prep.length_splits import csv_name, prepare_length_splits, read_piece
 from speechbrain_ext.schedules import set_learning_rate
-from speechbrain_ext.training import AudioCounter, BackboneSaver, crop_to_shortest, unwrap, world_size
+from speechbrain_ext.training import (AudioCounter, BackboneSaver, MinimumBatchSizeSampler,
+                                     crop_to_shortest, unwrap, world_size)
 
 logger = logging.getLogger(__name__)
 RECIPE_DIR = Path(__file__).resolve().parent
@@ -193,7 +194,8 @@ def dataio_prep(hparams):
         datasets["train"], max_batch_length=hparams["batch_seconds"],
         num_buckets=hparams["num_buckets"], length_func=lambda x: float(x["duration"]),
         shuffle=True, batch_ordering="random", seed=hparams["seed"])
-    return datasets, sampler
+    # remainder batches below the objective's minimum are merged into a neighbour
+    return datasets, MinimumBatchSizeSampler(sampler, hparams["min_batch_size"])
 
 
 def main(argv=None):
@@ -223,7 +225,7 @@ def main(argv=None):
     start = time.time()
     brain.fit(hparams["epoch_counter"], datasets["train"], datasets["valid"],
               train_loader_kwargs={"batch_sampler": sampler, "num_workers": hparams["num_workers"]},
-              valid_loader_kwargs={"batch_size": hparams["valid_batch_size"]})
+                valid_loader_kwargs={"batch_size": hparams["valid_batch_size"], "drop_last": True})
     if if_main_process():
         logger.info(f"pre-training done: {brain.optimizer_step} updates, "
                     f"{hparams['audio_counter'].hours:.3f} h of audio seen, {time.time() - start:.0f} s")

@@ -205,19 +205,39 @@ def _negative_dots(context, targets, negative_index):
     return products.gather(1, negative_index - first_col[segment][:, None])
 
 
+_HASH_WEIGHTS = {}
+
+
+def _hash_weights(dim, device):
+    """Fixed pseudo-random integer weights (own generator: the global random
+    stream is left alone), small enough that ``sum(int32 * weight)`` over
+    ``dim`` terms cannot overflow int64."""
+    key = (dim, str(device))
+    if key not in _HASH_WEIGHTS:
+        bits = max(1, 62 - 31 - max(dim - 1, 1).bit_length())
+        generator = torch.Generator().manual_seed(20200611)
+        weights = torch.randint(0, 2**bits, (dim,), generator=generator, dtype=torch.long)
+        _HASH_WEIGHTS[key] = weights.to(device)
+    return _HASH_WEIGHTS[key]
+
+
 def _equal_rows(targets, negative_index):
     """``[M, K]`` bool: ``targets[negative_index[m, k]] == targets[m]`` in
-    every element (float equality: ``-0.0 == 0.0``, NaN equals nothing)."""
+    every element (float equality: ``-0.0 == 0.0``, NaN equals nothing).
+
+    Equal rows have equal bit patterns once -0.0 is made +0.0, hence equal
+    integer keys (exact integer arithmetic); only the pairs whose keys match
+    (the duplicates, plus rare key collisions) are compared element-wise.
+    """
     with torch.no_grad():
-        if targets.shape[0] == 0 or negative_index.shape[1] == 0:
-            return torch.zeros(negative_index.shape, dtype=torch.bool, device=targets.device)
-        # identical rows <=> identical bit patterns once -0.0 is made +0.0 ...
         canonical = torch.where(targets == 0, torch.zeros_like(targets), targets)
-        bits = canonical.contiguous().view(torch.int32)
-        _, row_id = torch.unique(bits, dim=0, return_inverse=True)
-        same = row_id[negative_index] == row_id[:, None]
-        # ... except that a row with a NaN equals no row, itself included
-        return same & ~torch.isnan(targets).any(dim=-1)[:, None]
+        bits = canonical.contiguous().view(torch.int32).long()
+        key = (bits * _hash_weights(targets.shape[1], targets.device)).sum(dim=1)  # [M]
+        same = key[negative_index] == key[:, None]  # [M, K]
+        rows, cols = same.nonzero(as_tuple=True)
+        if rows.numel() > 0:
+            same[rows, cols] = (targets[negative_index[rows, cols]] == targets[rows]).all(dim=-1)
+        return same
 
 
 def wav2vec2_pretraining_loss(

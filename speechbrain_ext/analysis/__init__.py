@@ -1,0 +1,1 @@
+"""Analysis tools: linear probes of frozen features, resource measurements."""
