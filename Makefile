@@ -22,9 +22,15 @@ $(STAMP): requirements.txt pyproject.toml
 data: env
 	$(PY) -m data_prep.synthetic --out $(DATA) --seed $(SEED)
 
+DEMO_OUT ?= results/runs/demo_nc_5s
+
+# The main job at micro scale: non-contrastive pre-training (paper 000) on the
+# 5 s split of the synthetic LibriSpeech, then a frozen-feature probe of the
+# checkpoint against a randomly initialised network of the same shape.
 demo: data
-	@echo "[demo] synthetic corpora are in $(DATA)."
-	@echo "[demo] next (pre-training issue): python recipes/pretrain/train.py hparams/nc_5s.yaml with the micro-scale override"
+	$(PY) recipes/pretrain/train.py hparams/nc_5s.yaml --overrides_file overrides/micro.yaml \
+		--data_folder=$(DATA)/LibriSpeech --output_folder=$(DEMO_OUT) --device=cpu
+	$(PY) recipes/pretrain/probe.py $(DEMO_OUT)/save --data_folder $(DATA)
 
 test: env
 	SB_EXT_DATA=$(DATA) $(PY) -m pytest -q

@@ -84,10 +84,10 @@ class PretrainBrain(sb.core.Brain):
         set_learning_rate(self.optimizer, lr)
         # every rank calls log_stats: SpeechBrain runs it on the main process and syncs
         if self.optimizer_step % self.hparams.log_interval == 0:
-            stats = {k: round(float(v.detach() if torch.is_tensor(v) else v), 5) for k, v in outputs.items()
+            stats = {k: float(v.detach() if torch.is_tensor(v) else v) for k, v in outputs.items()
                      if (torch.is_tensor(v) and v.numel() == 1) or isinstance(v, float)}
             stats.update(update=self.optimizer_step, lr=lr,
-                         hours_seen=round(self.hparams.audio_counter.hours, 5))
+                         hours_seen=self.hparams.audio_counter.hours)
             self.hparams.train_logger.log_stats(stats_meta={"step": self.optimizer_step},
                                                 train_stats=stats)
 

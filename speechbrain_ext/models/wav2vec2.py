@@ -17,6 +17,7 @@ Example
 >>> out.frame_mask.sum(dim=1)
 tensor([49, 24])
 """
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import List, Optional
 
@@ -145,6 +146,28 @@ class Wav2Vec2Backbone(nn.Module):
             activation_dropout=config.activation_dropout, layerdrop=config.layerdrop,
             pos_conv_kernel=config.pos_conv_kernel, pos_conv_groups=config.pos_conv_groups,
             layer_norm_first=config.layer_norm_first, layer_norm_eps=config.layer_norm_eps)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """fairseq's initialisation (HF's is the same): Kaiming-normal CNN
+        weights; in the transformer, N(0, 0.02) linear weights with zero biases
+        (BERT init) and a positional conv of std sqrt(4 / (kernel * dim)).
+        PyTorch's defaults instead shrink the signal through the unnormalised
+        conv blocks (feature penalty ~1e-7 at init instead of ~1)."""
+        for block in self.feature_extractor.conv_layers:
+            nn.init.kaiming_normal_(block.conv.weight)
+            if block.conv.bias is not None:
+                nn.init.zeros_(block.conv.bias)
+        for module in self.encoder.layers.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+                nn.init.zeros_(module.bias)
+        conv = self.encoder.pos_conv_embed.conv
+        kernel, dim = conv.kernel_size[0], self.config.dim
+        with torch.no_grad():
+            weight = torch.empty_like(conv.weight).normal_(0.0, math.sqrt(4.0 / (kernel * dim)))
+            conv.weight = weight  # weight-norm parametrization: sets g and v from weight
+            nn.init.zeros_(conv.bias)
 
     @property
     def num_hidden_states(self):
