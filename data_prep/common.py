@@ -29,12 +29,21 @@ is built from four pieces, all defined here:
   :func:`relative_to_root` turns absolute paths into ``$data_root/...`` so a
   manifest loads anywhere with
   ``DynamicItemDataset.from_csv(csv, replacements={"data_root": folder})``.
+
+:func:`run_preparation` drives these for a corpus module, which supplies
+only how to read its metadata (:func:`collected_entries` turns the usual
+``{output: [row without duration]}`` into what it needs), and
+:func:`cli_parser` + :func:`run_cli` give every module the same command
+line (``--data_folder``, ``--save_folder``, ``--skip_bad_files``,
+``--num_workers``; exit code 2 with the problem list on stderr).
 """
+import argparse
 import csv
 import json
 import logging
 import multiprocessing
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -633,3 +642,82 @@ def run_preparation(name, save_folder, outputs, options, collect, skip_bad_files
         record.mark_done(key, options)
         logger.info("%s %s: %d rows -> %s", what, key, count, csv_files[key])
     return PrepResult(csv_files, todo, reused, list(problems))
+
+
+def tables_from_entries(entries, scan, problems, sample_rate, columns):
+    """The ``{key: (rows, columns)}`` tables of ``entries`` (``{key: [entry]}``).
+
+    Every entry is a dict with ``ID``, ``path`` (its audio file) and the
+    other columns but ``duration``; a row is the entry plus its duration.
+    Entries whose path is in ``problems.bad_paths()`` or was not scanned
+    are left out; rows are sorted by ``ID``.
+
+    >>> from types import SimpleNamespace
+    >>> scan = SimpleNamespace(frames={"/a.wav": 8000, "/b.wav": 16000})
+    >>> problems = ProblemList()
+    >>> problems.add("/b.wav", "bad")
+    >>> tables_from_entries({"dev": [{"ID": "a", "path": "/a.wav"},
+    ...                              {"ID": "b", "path": "/b.wav"}]},
+    ...                     scan, problems, 16000, ["ID", "duration"])
+    {'dev': ([{'ID': 'a', 'path': '/a.wav', 'duration': '0.5'}], ['ID', 'duration'])}
+    """
+    bad = problems.bad_paths()
+    tables = {}
+    for key, items in entries.items():
+        rows = [{**e, "duration": format_seconds(scan.frames[e["path"]], sample_rate)}
+                for e in items if e["path"] not in bad and e["path"] in scan.frames]
+        tables[key] = (sorted(rows, key=lambda r: r["ID"]), columns)
+    return tables
+
+
+def collected_entries(entries, sample_rate, columns):
+    """What a ``collect`` of :func:`run_preparation` returns for ``entries``
+    (``{key: [entry]}``, see :func:`tables_from_entries`): every entry's
+    audio path, and a ``build`` that makes the tables of the entries."""
+
+    def build(scan, problems):
+        return tables_from_entries(entries, scan, problems, sample_rate, columns)
+
+    return [e["path"] for items in entries.values() for e in items], build
+
+
+# ------------------------------------------------------------ command lines
+def cli_parser(module, description, data_folder_help, save_folder_help="where the CSVs go"):
+    """The argument parser of ``python -m data_prep.<module>``, with
+    ``--data_folder`` and ``--save_folder``; the module adds its own options,
+    then :func:`run_cli` adds ``--skip_bad_files`` and ``--num_workers``."""
+    parser = argparse.ArgumentParser(prog=f"python -m data_prep.{module}",
+                                     description=description)
+    parser.add_argument("--data_folder", required=True, help=data_folder_help)
+    parser.add_argument("--save_folder", required=True, help=save_folder_help)
+    return parser
+
+
+def print_csv_files(result):
+    """Print ``<output>: <csv file>`` for every output of a PrepResult."""
+    for name, path in result.csv_files.items():
+        print(f"{name}: {path}")
+
+
+def run_cli(parser, argv, prepare, skip_help="leave out bad files instead of stopping",
+            report=print_csv_files):
+    """Run a preparation from the command line; returns the exit code.
+
+    Adds ``--skip_bad_files`` (help ``skip_help``) and ``--num_workers`` to
+    ``parser``, parses ``argv``, sets up logging and calls ``prepare`` with
+    every option as the keyword argument of the same name
+    (``prepare(data_folder=..., save_folder=..., skip_bad_files=..., ...)``).
+    A :class:`DataPreparationError` is printed to stderr and gives exit code
+    2; otherwise ``report(result)`` prints the outputs and the exit code is
+    0."""
+    parser.add_argument("--skip_bad_files", action="store_true", help=skip_help)
+    parser.add_argument("--num_workers", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        result = prepare(**vars(args))
+    except DataPreparationError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    report(result)
+    return 0

@@ -35,14 +35,13 @@ Command line::
     python -m data_prep.common_voice --data_folder data/mini/cv-corpus-zh-CN \\
         --save_folder results/prep/common_voice_zh --sample_rate 16000
 """
-import argparse
 import csv
 import logging
 import os
 import sys
 
-from .common import (DataPreparationError, check_data_folder, format_seconds, read_table,
-                     relative_to_root, run_preparation)
+from .common import (DataPreparationError, check_data_folder, cli_parser, collected_entries,
+                     read_table, relative_to_root, run_cli, run_preparation)
 
 logger = logging.getLogger(__name__)
 
@@ -133,16 +132,7 @@ def prepare_common_voice(data_folder, save_folder, splits=SPLITS, skip_prep=Fals
                         "wav": relative_to_root(path, data_folder),
                         "spk_id": (row["client_id"] or "").strip(), "wrd": sentence})
 
-        def build(scan, problems):
-            bad = problems.bad_paths()
-            tables = {}
-            for split, items in entries.items():
-                rows = [{**e, "duration": format_seconds(scan.frames[e["path"]], sample_rate)}
-                        for e in items if e["path"] not in bad and e["path"] in scan.frames]
-                tables[split] = (sorted(rows, key=lambda r: r["ID"]), CSV_COLUMNS)
-            return tables
-
-        return [e["path"] for items in entries.values() for e in items], build
+        return collected_entries(entries, sample_rate, CSV_COLUMNS)
 
     return run_preparation("common_voice", save_folder, outputs, options, collect,
                            skip_bad_files, num_workers, sample_rate, progress,
@@ -150,32 +140,15 @@ def prepare_common_voice(data_folder, save_folder, splits=SPLITS, skip_prep=Fals
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m data_prep.common_voice",
-        description="Write SpeechBrain CSVs (ID,duration,wav,spk_id,wrd) for one Common "
-                    "Voice language.")
-    parser.add_argument("--data_folder", required=True,
-                        help="the language folder (holds clips/ and train.tsv ...)")
-    parser.add_argument("--save_folder", required=True, help="where the CSVs go")
+    parser = cli_parser("common_voice",
+                        "Write SpeechBrain CSVs (ID,duration,wav,spk_id,wrd) for one Common "
+                        "Voice language.",
+                        "the language folder (holds clips/ and train.tsv ...)")
     parser.add_argument("--splits", nargs="+", default=list(SPLITS))
     parser.add_argument("--sample_rate", type=int, default=CV_SAMPLE_RATE,
                         help="expected sample rate (48000 real corpus, 16000 synthetic)")
-    parser.add_argument("--skip_bad_files", action="store_true",
-                        help="leave out bad clips instead of stopping")
-    parser.add_argument("--num_workers", type=int, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        result = prepare_common_voice(args.data_folder, args.save_folder, args.splits,
-                                      skip_bad_files=args.skip_bad_files,
-                                      num_workers=args.num_workers,
-                                      sample_rate=args.sample_rate)
-    except DataPreparationError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for name, path in result.csv_files.items():
-        print(f"{name}: {path}")
-    return 0
+    return run_cli(parser, argv, prepare_common_voice,
+                   "leave out bad clips instead of stopping")
 
 
 if __name__ == "__main__":

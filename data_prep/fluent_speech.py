@@ -30,13 +30,13 @@ Command line::
     python -m data_prep.fluent_speech --data_folder data/mini/fluent_speech_commands_dataset \\
         --save_folder results/prep/fluent_speech
 """
-import argparse
 import logging
 import os
 import sys
 
-from .common import (SAMPLE_RATE, DataPreparationError, check_data_folder, format_seconds,
-                     read_table, relative_to_root, run_preparation)
+from .common import (SAMPLE_RATE, DataPreparationError, check_data_folder, cli_parser,
+                     collected_entries, read_table, relative_to_root, run_cli,
+                     run_preparation)
 
 logger = logging.getLogger(__name__)
 
@@ -137,16 +137,7 @@ def prepare_fluent_speech(data_folder, save_folder, splits=SPLITS, skip_prep=Fal
                         "transcript": " ".join((row["transcription"] or "").split()),
                         **dict(zip(SLOTS, slots)), "intent": intent_of(*slots)})
 
-        def build(scan, problems):
-            bad = problems.bad_paths()
-            tables = {}
-            for split, items in entries.items():
-                rows = [{**e, "duration": format_seconds(scan.frames[e["path"]], sample_rate)}
-                        for e in items if e["path"] not in bad and e["path"] in scan.frames]
-                tables[split] = (sorted(rows, key=lambda r: r["ID"]), CSV_COLUMNS)
-            return tables
-
-        return [e["path"] for items in entries.values() for e in items], build
+        return collected_entries(entries, sample_rate, CSV_COLUMNS)
 
     return run_preparation("fluent_speech", save_folder, outputs, options, collect,
                            skip_bad_files, num_workers, sample_rate, progress,
@@ -154,29 +145,13 @@ def prepare_fluent_speech(data_folder, save_folder, splits=SPLITS, skip_prep=Fal
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m data_prep.fluent_speech",
-        description="Write SpeechBrain CSVs (ID,duration,wav,spk_id,transcript,action,"
-                    "object,location,intent) for Fluent Speech Commands.")
-    parser.add_argument("--data_folder", required=True,
-                        help="the fluent_speech_commands_dataset folder")
-    parser.add_argument("--save_folder", required=True, help="where the CSVs go")
+    parser = cli_parser("fluent_speech",
+                        "Write SpeechBrain CSVs (ID,duration,wav,spk_id,transcript,action,"
+                        "object,location,intent) for Fluent Speech Commands.",
+                        "the fluent_speech_commands_dataset folder")
     parser.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
-    parser.add_argument("--skip_bad_files", action="store_true",
-                        help="leave out bad utterances instead of stopping")
-    parser.add_argument("--num_workers", type=int, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        result = prepare_fluent_speech(args.data_folder, args.save_folder, args.splits,
-                                       skip_bad_files=args.skip_bad_files,
-                                       num_workers=args.num_workers)
-    except DataPreparationError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for name, path in result.csv_files.items():
-        print(f"{name}: {path}")
-    return 0
+    return run_cli(parser, argv, prepare_fluent_speech,
+                   "leave out bad utterances instead of stopping")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ Command line::
     python -m data_prep.iemocap --data_folder data/mini/IEMOCAP_full_release \\
         --save_folder results/prep/iemocap
 """
-import argparse
 import logging
 import os
 import random
@@ -48,8 +47,8 @@ import re
 import sys
 from collections import defaultdict
 
-from .common import (SAMPLE_RATE, DataPreparationError, check_data_folder, format_seconds,
-                     relative_to_root, run_preparation)
+from .common import (SAMPLE_RATE, DataPreparationError, check_data_folder, cli_parser,
+                     format_seconds, relative_to_root, run_cli, run_preparation)
 
 logger = logging.getLogger(__name__)
 
@@ -266,33 +265,16 @@ def prepare_iemocap(data_folder, save_folder, folds=SESSIONS, skip_prep=False,
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m data_prep.iemocap",
-        description="Write SpeechBrain CSVs (ID,duration,wav,spk_id,emotion) for the five "
-                    "leave-one-session-out folds of IEMOCAP (neu, hap+exc, ang, sad).")
-    parser.add_argument("--data_folder", required=True,
-                        help="the IEMOCAP_full_release folder (holds Session1/ ...)")
-    parser.add_argument("--save_folder", required=True, help="where the CSVs go")
+    parser = cli_parser("iemocap",
+                        "Write SpeechBrain CSVs (ID,duration,wav,spk_id,emotion) for the "
+                        "five leave-one-session-out folds of IEMOCAP (neu, hap+exc, ang, "
+                        "sad).",
+                        "the IEMOCAP_full_release folder (holds Session1/ ...)")
     parser.add_argument("--folds", type=int, nargs="+", default=list(SESSIONS),
                         choices=SESSIONS)
     parser.add_argument("--valid", choices=("random", "session"), default="random")
     parser.add_argument("--valid_ratio", type=float, default=0.2)
-    parser.add_argument("--skip_bad_files", action="store_true",
-                        help="leave out bad turns instead of stopping")
-    parser.add_argument("--num_workers", type=int, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        result = prepare_iemocap(args.data_folder, args.save_folder, args.folds,
-                                 skip_bad_files=args.skip_bad_files,
-                                 num_workers=args.num_workers, valid=args.valid,
-                                 valid_ratio=args.valid_ratio)
-    except DataPreparationError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for name, path in result.csv_files.items():
-        print(f"{name}: {path}")
-    return 0
+    return run_cli(parser, argv, prepare_iemocap, "leave out bad turns instead of stopping")
 
 
 if __name__ == "__main__":

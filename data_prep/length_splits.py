@@ -51,7 +51,6 @@ Command line::
     python -m data_prep.length_splits --data_folder data/mini/LibriSpeech \\
         --save_folder results/prep --lengths 1 5 10 15 [--splits 960]
 """
-import argparse
 import bisect
 import hashlib
 import json
@@ -65,8 +64,8 @@ import numpy as np
 import soundfile as sf
 
 from .common import (DATA_ROOT_KEY, SAMPLE_RATE, DataPreparationError, DoneRecord,
-                     atomic_write_text, format_seconds, read_csv, resolve_data_root,
-                     write_csv)
+                     atomic_write_text, cli_parser, format_seconds, read_csv,
+                     resolve_data_root, run_cli, write_csv)
 
 logger = logging.getLogger(__name__)
 
@@ -446,36 +445,26 @@ def prepare_length_splits(data_folder, save_folder, lengths=DEFAULT_LENGTHS,
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m data_prep.length_splits",
-        description="Cut LibriSpeech into pre-training sets of fixed-length pieces "
-                    "(paper 003).")
-    parser.add_argument("--data_folder", required=True,
-                        help="the LibriSpeech folder (holding train-clean-100/ ...)")
-    parser.add_argument("--save_folder", required=True)
+    parser = cli_parser("length_splits",
+                        "Cut LibriSpeech into pre-training sets of fixed-length pieces "
+                        "(paper 003).",
+                        "the LibriSpeech folder (holding train-clean-100/ ...)",
+                        save_folder_help=None)
     parser.add_argument("--lengths", nargs="+", type=float, default=list(DEFAULT_LENGTHS),
                         help="piece lengths in seconds (default: 1 5 10 15)")
     parser.add_argument("--splits", nargs="+", default=["train-clean-100"],
                         help="source LibriSpeech splits ('960' for the paper's 960 h)")
-    parser.add_argument("--source_csv", nargs="+", default=None,
+    parser.add_argument("--source_csv", nargs="+", default=None, dest="source_csvs",
+                        metavar="SOURCE_CSV",
                         help="use these prepared manifests as the source instead")
     parser.add_argument("--max_spread", type=float, default=1.0,
                         help="longest minus shortest piece of a split, seconds")
-    parser.add_argument("--skip_bad_files", action="store_true")
-    parser.add_argument("--num_workers", type=int, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        result = prepare_length_splits(args.data_folder, args.save_folder, args.lengths,
-                                       args.splits, args.source_csv, args.max_spread,
-                                       skip_bad_files=args.skip_bad_files,
-                                       num_workers=args.num_workers)
-    except DataPreparationError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(result["stats"]["splits"], indent=1))
-    print(f"statistics: {result['stats_file']}\nfigure: {result['figure']}")
-    return 0
+
+    def report(result):
+        print(json.dumps(result["stats"]["splits"], indent=1))
+        print(f"statistics: {result['stats_file']}\nfigure: {result['figure']}")
+
+    return run_cli(parser, argv, prepare_length_splits, skip_help=None, report=report)
 
 
 if __name__ == "__main__":

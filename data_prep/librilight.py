@@ -19,14 +19,14 @@ Command line::
     python -m data_prep.librilight --data_folder data/mini/librispeech_finetuning \\
         --save_folder results/prep --subsets 10h 1h 10min
 """
-import argparse
 import logging
 import os
 import sys
 from pathlib import Path
 
 from .common import (SAMPLE_RATE, DataPreparationError, DoneRecord, PrepResult,
-                     ProblemList, check_data_folder, scan_audio, write_csv)
+                     ProblemList, check_data_folder, cli_parser, run_cli, scan_audio,
+                     write_csv)
 from .librispeech import CSV_COLUMNS, check_duplicates, collect_tree, manifest_rows
 
 logger = logging.getLogger(__name__)
@@ -134,29 +134,12 @@ def prepare_librilight(data_folder, save_folder, subsets=DEFAULT_SUBSETS, skip_p
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m data_prep.librilight",
-        description="Write SpeechBrain CSVs for the Libri-light 10h/1h/10min sets.")
-    parser.add_argument("--data_folder", required=True,
-                        help="the librispeech_finetuning folder (holding 1h/ and 9h/)")
-    parser.add_argument("--save_folder", required=True, help="where the CSVs go")
+    parser = cli_parser("librilight",
+                        "Write SpeechBrain CSVs for the Libri-light 10h/1h/10min sets.",
+                        "the librispeech_finetuning folder (holding 1h/ and 9h/)")
     parser.add_argument("--subsets", nargs="+", default=list(DEFAULT_SUBSETS),
                         choices=sorted(FOLDS))
-    parser.add_argument("--skip_bad_files", action="store_true",
-                        help="leave out bad files instead of stopping")
-    parser.add_argument("--num_workers", type=int, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        result = prepare_librilight(args.data_folder, args.save_folder, args.subsets,
-                                    skip_bad_files=args.skip_bad_files,
-                                    num_workers=args.num_workers)
-    except DataPreparationError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for name, path in result.csv_files.items():
-        print(f"{name}: {path}")
-    return 0
+    return run_cli(parser, argv, prepare_librilight)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ Command line::
     python -m data_prep.librispeech --data_folder data/mini/LibriSpeech \\
         --save_folder results/prep --splits train-clean-100 dev-clean test-clean
 """
-import argparse
 import logging
 import os
 import sys
@@ -30,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .common import (SAMPLE_RATE, DataPreparationError, DoneRecord, PrepResult,
-                     ProblemList, check_data_folder, format_seconds, merge_csvs,
-                     relative_to_root, scan_audio, write_csv)
+                     ProblemList, check_data_folder, cli_parser, format_seconds, merge_csvs,
+                     relative_to_root, run_cli, scan_audio, write_csv)
 
 logger = logging.getLogger(__name__)
 
@@ -295,31 +294,15 @@ def prepare_librispeech(data_folder, save_folder, splits=DEFAULT_SPLITS, skip_pr
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m data_prep.librispeech",
-        description="Write SpeechBrain CSVs (ID,duration,wav,spk_id,wrd) for LibriSpeech.")
-    parser.add_argument("--data_folder", required=True,
-                        help="folder holding train-clean-100/, dev-clean/ ...")
-    parser.add_argument("--save_folder", required=True, help="where the CSVs go")
+    parser = cli_parser("librispeech",
+                        "Write SpeechBrain CSVs (ID,duration,wav,spk_id,wrd) for "
+                        "LibriSpeech.",
+                        "folder holding train-clean-100/, dev-clean/ ...")
     parser.add_argument("--splits", nargs="+", default=list(DEFAULT_SPLITS),
                         help="split folders ('960' = the three training splits)")
     parser.add_argument("--merge_name", default=None,
                         help="also write <merge_name>.csv with every split")
-    parser.add_argument("--skip_bad_files", action="store_true",
-                        help="leave out bad files instead of stopping")
-    parser.add_argument("--num_workers", type=int, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        result = prepare_librispeech(args.data_folder, args.save_folder, args.splits,
-                                     skip_bad_files=args.skip_bad_files,
-                                     num_workers=args.num_workers, merge_name=args.merge_name)
-    except DataPreparationError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for name, path in result.csv_files.items():
-        print(f"{name}: {path}")
-    return 0
+    return run_cli(parser, argv, prepare_librispeech)
 
 
 if __name__ == "__main__":

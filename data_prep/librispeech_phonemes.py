@@ -30,7 +30,6 @@ Command line::
     python -m data_prep.librispeech_phonemes --data_folder data/mini/LibriSpeech \\
         --save_folder results/prep/librispeech --splits train-clean-100 dev-clean test-clean
 """
-import argparse
 import logging
 import os
 import re
@@ -39,7 +38,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .common import (SAMPLE_RATE, DataPreparationError, DoneRecord, PrepResult, ProblemList,
-                     check_data_folder, read_csv, write_csv)
+                     check_data_folder, cli_parser, read_csv, run_cli, write_csv)
 from .librispeech import (CSV_COLUMNS as LS_COLUMNS, DEFAULT_SPLITS, collect_tree,
                           expand_splits, prepare_librispeech)
 
@@ -237,35 +236,17 @@ def prepare_librispeech_phonemes(data_folder, save_folder, splits=DEFAULT_SPLITS
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m data_prep.librispeech_phonemes",
-        description="Write SpeechBrain CSVs (ID,duration,wav,spk_id,wrd,phn) with 39 "
-                    "ARPAbet phoneme targets for LibriSpeech.")
-    parser.add_argument("--data_folder", required=True,
-                        help="folder holding train-clean-100/, dev-clean/ ...")
-    parser.add_argument("--save_folder", required=True, help="where the CSVs go")
+    parser = cli_parser("librispeech_phonemes",
+                        "Write SpeechBrain CSVs (ID,duration,wav,spk_id,wrd,phn) with 39 "
+                        "ARPAbet phoneme targets for LibriSpeech.",
+                        "folder holding train-clean-100/, dev-clean/ ...")
     parser.add_argument("--splits", nargs="+", default=list(DEFAULT_SPLITS))
     parser.add_argument("--lexicon_file", default=None,
                         help=f"default: <data_folder>/{LEXICON_NAME}")
     parser.add_argument("--manifest_folder", default=None,
                         help="where the LibriSpeech manifests go (default: save_folder)")
-    parser.add_argument("--skip_bad_files", action="store_true",
-                        help="leave out bad files and utterances with unknown words")
-    parser.add_argument("--num_workers", type=int, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        result = prepare_librispeech_phonemes(args.data_folder, args.save_folder, args.splits,
-                                              lexicon_file=args.lexicon_file,
-                                              skip_bad_files=args.skip_bad_files,
-                                              num_workers=args.num_workers,
-                                              manifest_folder=args.manifest_folder)
-    except DataPreparationError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for name, path in result.csv_files.items():
-        print(f"{name}: {path}")
-    return 0
+    return run_cli(parser, argv, prepare_librispeech_phonemes,
+                   "leave out bad files and utterances with unknown words")
 
 
 if __name__ == "__main__":

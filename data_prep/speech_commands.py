@@ -55,15 +55,14 @@ Command line::
     python -m data_prep.speech_commands --data_folder data/mini/speech_commands_v0.02 \\
         --save_folder results/prep/speech_commands
 """
-import argparse
 import logging
 import os
 import random
 import sys
 from collections import Counter
 
-from .common import (SAMPLE_RATE, DataPreparationError, check_data_folder, format_seconds,
-                     relative_to_root, run_preparation)
+from .common import (SAMPLE_RATE, DataPreparationError, check_data_folder, cli_parser,
+                     format_seconds, relative_to_root, run_cli, run_preparation)
 
 logger = logging.getLogger(__name__)
 
@@ -343,33 +342,15 @@ def prepare_speech_commands(data_folder, save_folder, num_classes=TASKS, skip_pr
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m data_prep.speech_commands",
-        description="Write SpeechBrain CSVs (ID,duration,wav,start,stop,label) for "
-                    "Speech Commands keyword spotting (12 and/or 35 classes).")
-    parser.add_argument("--data_folder", required=True,
-                        help="folder holding the word folders and validation_list.txt")
-    parser.add_argument("--save_folder", required=True, help="where the CSVs go")
+    parser = cli_parser("speech_commands",
+                        "Write SpeechBrain CSVs (ID,duration,wav,start,stop,label) for "
+                        "Speech Commands keyword spotting (12 and/or 35 classes).",
+                        "folder holding the word folders and validation_list.txt")
     parser.add_argument("--num_classes", type=int, nargs="+", default=list(TASKS),
                         choices=TASKS)
     parser.add_argument("--unknown", choices=("all", "average"), default="all")
     parser.add_argument("--silence_per_split", type=int, default=None)
-    parser.add_argument("--skip_bad_files", action="store_true",
-                        help="leave out bad files instead of stopping")
-    parser.add_argument("--num_workers", type=int, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        result = prepare_speech_commands(args.data_folder, args.save_folder, args.num_classes,
-                                         skip_bad_files=args.skip_bad_files,
-                                         num_workers=args.num_workers, unknown=args.unknown,
-                                         silence_per_split=args.silence_per_split)
-    except DataPreparationError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for name, path in result.csv_files.items():
-        print(f"{name}: {path}")
-    return 0
+    return run_cli(parser, argv, prepare_speech_commands)
 
 
 if __name__ == "__main__":

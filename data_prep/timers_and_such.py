@@ -58,15 +58,15 @@ Command line::
     python -m data_prep.timers_and_such --data_folder data/mini/timers-and-such \\
         --save_folder results/prep/timers_and_such
 """
-import argparse
 import ast
 import logging
 import os
 import re
 import sys
 
-from .common import (SAMPLE_RATE, DataPreparationError, check_data_folder, format_seconds,
-                     read_table, relative_to_root, run_preparation)
+from .common import (SAMPLE_RATE, DataPreparationError, check_data_folder, cli_parser,
+                     collected_entries, read_table, relative_to_root, run_cli,
+                     run_preparation)
 
 logger = logging.getLogger(__name__)
 
@@ -405,21 +405,7 @@ def prepare_timers_and_such(data_folder, save_folder, train_splits=DEFAULT_TRAIN
                     if entry is not None:
                         entries[name].append(entry)
 
-        def build(scan, problems):
-            bad = problems.bad_paths()
-            tables = {}
-            for name, items in entries.items():
-                rows = []
-                for item in items:
-                    if item["path"] in bad or item["path"] not in scan.frames:
-                        continue
-                    rows.append({**item, "duration": format_seconds(scan.frames[item["path"]],
-                                                                    sample_rate)})
-                tables[name] = (sorted(rows, key=lambda r: r["ID"]), CSV_COLUMNS)
-            return tables
-
-        paths = [e["path"] for items in entries.values() for e in items]
-        return paths, build
+        return collected_entries(entries, sample_rate, CSV_COLUMNS)
 
     return run_preparation("timers_and_such", save_folder, outputs, options, collect,
                            skip_bad_files, num_workers, sample_rate, progress,
@@ -461,33 +447,15 @@ def _entry(data_folder, split, csv_path, line, row, problems):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m data_prep.timers_and_such",
-        description="Write SpeechBrain CSVs (ID,duration,wav,spk_id,transcript,semantics,"
-                    "slot_transcript) for Timers and Such.")
-    parser.add_argument("--data_folder", required=True,
-                        help="the timers-and-such folder (holds train-real.csv ...)")
-    parser.add_argument("--save_folder", required=True, help="where the CSVs go")
+    parser = cli_parser("timers_and_such",
+                        "Write SpeechBrain CSVs (ID,duration,wav,spk_id,transcript,"
+                        "semantics,slot_transcript) for Timers and Such.",
+                        "the timers-and-such folder (holds train-real.csv ...)")
     parser.add_argument("--train_splits", nargs="+", default=list(DEFAULT_TRAIN))
     parser.add_argument("--dev_splits", nargs="+", default=list(DEFAULT_DEV))
     parser.add_argument("--test_splits", nargs="+", default=list(DEFAULT_TEST))
-    parser.add_argument("--skip_bad_files", action="store_true",
-                        help="leave out bad utterances instead of stopping")
-    parser.add_argument("--num_workers", type=int, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        result = prepare_timers_and_such(args.data_folder, args.save_folder,
-                                         args.train_splits, args.dev_splits,
-                                         args.test_splits,
-                                         skip_bad_files=args.skip_bad_files,
-                                         num_workers=args.num_workers)
-    except DataPreparationError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for name, path in result.csv_files.items():
-        print(f"{name}: {path}")
-    return 0
+    return run_cli(parser, argv, prepare_timers_and_such,
+                   "leave out bad utterances instead of stopping")
 
 
 if __name__ == "__main__":

@@ -40,13 +40,12 @@ Command line::
     python -m data_prep.voxceleb --data_folder data/mini/VoxCeleb1 \\
         --save_folder results/prep/voxceleb1
 """
-import argparse
 import logging
 import os
 import sys
 
-from .common import (SAMPLE_RATE, DataPreparationError, check_data_folder, format_seconds,
-                     relative_to_root, run_preparation)
+from .common import (SAMPLE_RATE, DataPreparationError, check_data_folder, cli_parser,
+                     format_seconds, relative_to_root, run_cli, run_preparation)
 
 logger = logging.getLogger(__name__)
 
@@ -271,30 +270,14 @@ def prepare_voxceleb(data_folder, save_folder, tasks=TASKS, trials_file=DEFAULT_
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m data_prep.voxceleb",
-        description="Write SpeechBrain CSVs for VoxCeleb1 speaker identification "
-                    "(iden_*.csv) and verification (veri_*.csv).")
-    parser.add_argument("--data_folder", required=True,
-                        help="folder holding wav/, iden_split.txt and veri_test2.txt")
-    parser.add_argument("--save_folder", required=True, help="where the CSVs go")
+    parser = cli_parser("voxceleb",
+                        "Write SpeechBrain CSVs for VoxCeleb1 speaker identification "
+                        "(iden_*.csv) and verification (veri_*.csv).",
+                        "folder holding wav/, iden_split.txt and veri_test2.txt")
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
     parser.add_argument("--trials_file", default=DEFAULT_TRIALS)
-    parser.add_argument("--skip_bad_files", action="store_true",
-                        help="leave out bad files and trials instead of stopping")
-    parser.add_argument("--num_workers", type=int, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        result = prepare_voxceleb(args.data_folder, args.save_folder, args.tasks,
-                                  args.trials_file, skip_bad_files=args.skip_bad_files,
-                                  num_workers=args.num_workers)
-    except DataPreparationError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for name, path in result.csv_files.items():
-        print(f"{name}: {path}")
-    return 0
+    return run_cli(parser, argv, prepare_voxceleb,
+                   "leave out bad files and trials instead of stopping")
 
 
 if __name__ == "__main__":

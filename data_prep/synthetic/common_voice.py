@@ -17,7 +17,7 @@ espeak-ng's Mandarin voice.
 from dataclasses import replace
 
 from .core import Recording, rng_for, summarise, write_text
-from .ids import csv_lines, hex_string, split_counts, unique_strings
+from .ids import csv_lines, hex_string, pick, split_counts, unique_values
 from .voices import make_speakers
 
 PEOPLE = ("我 你 他 她 我们 你们 他们 老师 学生 朋友 妈妈 爸爸 哥哥 姐姐 弟弟 妹妹 "
@@ -59,26 +59,22 @@ HEADER = ["client_id", "path", "sentence", "up_votes", "down_votes", "age", "gen
           "accents", "locale", "segment"]
 
 
-def _pick(rng, items):
-    return items[int(rng.integers(len(items)))]
-
-
 def _candidate(rng):
     """One sentence from a random pattern (length not yet checked)."""
-    s, t, place, act = (_pick(rng, PEOPLE), _pick(rng, TIMES), _pick(rng, PLACES),
-                        _pick(rng, ACTIVITIES))
-    deg, adj, thing = _pick(rng, DEGREES), _pick(rng, ADJECTIVES), _pick(rng, THINGS)
+    s, t, place, act = (pick(rng, PEOPLE), pick(rng, TIMES), pick(rng, PLACES),
+                        pick(rng, ACTIVITIES))
+    deg, adj, thing = pick(rng, DEGREES), pick(rng, ADJECTIVES), pick(rng, THINGS)
     pattern = int(rng.integers(11))
     if pattern == 0:
         return f"{s}{t}在{place}{act}。"
     if pattern == 1:
         return f"{t}{s}{deg}{adj}。"
     if pattern == 2:
-        return f"{t}的天气{deg}{_pick(rng, WEATHER)}。"
+        return f"{t}的天气{deg}{pick(rng, WEATHER)}。"
     if pattern == 3:
         return f"{s}想{t}去{place}{act}。"
     if pattern == 4:
-        return f"{s}和{_pick(rng, PEOPLE)}一起{act}。"
+        return f"{s}和{pick(rng, PEOPLE)}一起{act}。"
     if pattern == 5:
         return f"{s}常常在{place}{act}。"
     if pattern == 6:
@@ -89,7 +85,7 @@ def _candidate(rng):
         return f"请问，{place}在哪里？"
     if pattern == 9:
         return f"{s}{t}没有{act}，因为{deg}累了。"
-    return f"{s}{_pick(rng, ['喜欢', '不喜欢', '最喜欢'])}{act}！"
+    return f"{s}{pick(rng, ['喜欢', '不喜欢', '最喜欢'])}{act}！"
 
 
 def hanzi_count(sentence):
@@ -130,16 +126,17 @@ def build(root, seed, size, renderer):
         rng = rng_for(seed, "common_voice", "speakers", split)
         speakers = make_speakers(rng, size["speakers"][split], language="cmn",
                                  snr_db=(12.0, 35.0))
-        ids = unique_strings(rng, len(speakers), lambda r: hex_string(r, 128), taken_ids)
+        ids = unique_values(rng, len(speakers), lambda r: hex_string(r, 128), taken_ids)
         rows[split] = []
         for spk, client_id in zip(speakers, ids):
             spk = replace(spk, speaker_id=client_id)
             srng = rng_for(seed, "common_voice", "clips", client_id)
-            age, accent = _pick(srng, AGES), _pick(srng, ACCENTS)
+            age, accent = pick(srng, AGES), pick(srng, ACCENTS)
             gender = "" if srng.random() < 0.1 else ("female" if spk.sex == "F" else "male")
             for _ in range(int(srng.integers(size["utts"][0], size["utts"][1] + 1))):
-                number = unique_strings(srng, 1, lambda r: str(int(r.integers(18000000, 40000000))),
-                                        taken_numbers)[0]
+                number = unique_values(srng, 1,
+                                       lambda r: str(int(r.integers(18000000, 40000000))),
+                                       taken_numbers)[0]
                 name = f"common_voice_zh-CN_{number}.mp3"
                 sentence = make_sentence(srng)
                 recordings.append(Recording(path=f"clips/{name}", text=sentence, speaker=spk))

@@ -15,7 +15,8 @@ the training split (when it has at least 31 recordings).
 from dataclasses import replace
 
 from .core import Recording, rng_for, summarise, write_text
-from .ids import ALNUM, csv_lines, random_string, split_counts, unique_strings, uuid_like
+from .ids import (ALNUM, csv_lines, pick, random_string, split_counts, unique_values,
+                  uuid_like)
 from .voices import make_speakers
 
 LOCATIONS = ("kitchen", "bedroom", "washroom")
@@ -102,7 +103,7 @@ def build(root, seed, size, renderer):
     statistics plus the number of recordings of each split."""
     rng = rng_for(seed, "fluent_speech", "speakers")
     speakers = make_speakers(rng, size["speakers"], snr_db=(12.0, 35.0))
-    ids = unique_strings(rng, len(speakers), lambda r: random_string(r, 16, ALNUM))
+    ids = unique_values(rng, len(speakers), lambda r: random_string(r, 16, ALNUM))
     speakers = [replace(s, speaker_id=i) for s, i in zip(speakers, ids)]
     counts = split_counts(len(speakers), (0.7, 0.15, 0.15))
     rows = {split: [] for split in SPLITS}
@@ -118,9 +119,8 @@ def build(root, seed, size, renderer):
             for _ in range(size["utts"]):
                 intent = order[k % len(order)]
                 k += 1
-                phrases = PHRASES[intent]
-                text = phrases[int(srng.integers(len(phrases)))]
-                uid = unique_strings(srng, 1, uuid_like, taken)[0]
+                text = pick(srng, PHRASES[intent])
+                uid = unique_values(srng, 1, uuid_like, taken)[0]
                 path = f"wavs/speakers/{spk.speaker_id}/{uid}.wav"
                 recordings.append(Recording(path=path, text=text, speaker=spk))
                 rows[split].append([path, spk.speaker_id, text, *intent])

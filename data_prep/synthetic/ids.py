@@ -1,4 +1,4 @@
-"""Small helpers shared by the downstream corpus generators: random
+"""Small helpers shared by the corpus generators: random picks and
 identifiers in the real datasets' formats, speaker splits and CSV lines.
 
 Every function takes a numpy Generator (from ``core.rng_for``), so ids are
@@ -8,9 +8,11 @@ Example
 -------
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
+>>> pick(rng, ["a", "b", "c"]) in "abc"
+True
 >>> len(hex_string(rng, 8)), len(uuid_like(rng))
 (8, 36)
->>> unique_strings(rng, 3, lambda r: str(int(r.integers(5))), taken={"0"})[0] != "0"
+>>> unique_values(rng, 3, lambda r: str(int(r.integers(5))), taken={"0"})[0] != "0"
 True
 >>> split_counts(10, (0.8, 0.1, 0.1))
 [8, 1, 1]
@@ -23,6 +25,11 @@ import string
 
 HEX = "0123456789abcdef"
 ALNUM = string.ascii_letters + string.digits
+
+
+def pick(rng, items):
+    """One of ``items``, drawn uniformly."""
+    return items[int(rng.integers(len(items)))]
 
 
 def random_string(rng, length, alphabet):
@@ -41,9 +48,10 @@ def uuid_like(rng):
     return "-".join(hex_string(rng, n) for n in (8, 4, 4, 4, 12))
 
 
-def unique_strings(rng, count, make, taken=None):
-    """Draw ``count`` strings with ``make(rng)``, skipping any already in
-    ``taken`` (a set, updated in place) so ids never collide."""
+def unique_values(rng, count, make, taken=None):
+    """Draw ``count`` values (strings, numbers ...) with ``make(rng)``,
+    skipping any already in ``taken`` (a set, updated in place) so ids never
+    collide."""
     taken = set() if taken is None else taken
     out = []
     while len(out) < count:

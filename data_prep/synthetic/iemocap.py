@@ -19,6 +19,7 @@ loudness relative to the speaker's own voice, with per-turn jitter.
 from collections import Counter
 
 from .core import Recording, rng_for, summarise, write_text
+from .ids import pick
 from .text import GIVEN_NAMES, SentenceGenerator
 from .voices import make_speakers
 
@@ -114,7 +115,7 @@ def _evaluation_block(turn, emotion, start, end, sex, rng):
     names = list(CATEGORY.values())
     for k, evaluator in enumerate(("C-E2", "C-E3", "C-E4", f"C-{sex}1")):
         if emotion == "xxx" or (k == 3 and rng.random() < 0.3):
-            category = names[int(rng.integers(len(names)))]
+            category = pick(rng, names)
         else:
             category = CATEGORY[emotion]
         lines.append(f"{evaluator}:\t{category};\t()")

@@ -13,6 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from .core import Recording, rng_for, summarise, write_text
+from .ids import unique_values
 from .lexicon import write_lexicon
 from .text import SentenceGenerator, vocabulary
 from .voices import make_speakers
@@ -54,16 +55,6 @@ def draw_durations(rng, count):
     return np.where(rng.random(count) < 0.12, short, long_form)
 
 
-def _unique_ints(rng, count, low, high, taken):
-    out = []
-    while len(out) < count:
-        value = int(rng.integers(low, high))
-        if value not in taken:
-            taken.add(value)
-            out.append(value)
-    return out
-
-
 def _plan_subset(seed, subset_dir, speakers, chapters_per_speaker, utts_per_chapter,
                  taken_ids, tag):
     """Recordings for one subset; returns (recordings, chapter rows)."""
@@ -72,7 +63,8 @@ def _plan_subset(seed, subset_dir, speakers, chapters_per_speaker, utts_per_chap
     sentences = SentenceGenerator(text_rng)
     recordings, chapters = [], []
     for spk in speakers:
-        for chapter in _unique_ints(rng, chapters_per_speaker, 1000, 300000, taken_ids):
+        for chapter in unique_values(rng, chapters_per_speaker,
+                                     lambda r: int(r.integers(1000, 300000)), taken_ids):
             durations = draw_durations(rng, utts_per_chapter)
             for utt, seconds in enumerate(durations):
                 n_words = max(1, int(round(seconds * spk.rate / 60)))
@@ -100,7 +92,7 @@ def _write_transcripts(root, recordings):
 def _speakers(seed, tag, count, taken_ids, **kwargs):
     rng = rng_for(seed, "librispeech-speakers", tag)
     speakers = make_speakers(rng, count, **kwargs)
-    ids = _unique_ints(rng, count, 10, 9999, taken_ids)
+    ids = unique_values(rng, count, lambda r: int(r.integers(10, 9999)), taken_ids)
     return [replace(s, speaker_id=str(i)) for s, i in zip(speakers, ids)]
 
 

@@ -21,7 +21,7 @@ import soundfile as sf
 from scipy.signal import butter, sosfilt
 
 from .core import Recording, rng_for, summarise, write_text
-from .ids import hex_string, split_counts, unique_strings
+from .ids import hex_string, split_counts, unique_values
 from .voices import SAMPLE_RATE, make_speakers
 
 COMMANDS = "yes no up down left right on off stop go".split()
@@ -70,7 +70,7 @@ def _plan(seed, size):
     """Speakers (ids = 8-hex hashes) and their one-second recordings."""
     rng = rng_for(seed, "speech_commands", "speakers")
     speakers = make_speakers(rng, size["speakers"], snr_db=(12.0, 35.0))
-    hashes = unique_strings(rng, len(speakers), lambda r: hex_string(r, 8))
+    hashes = unique_values(rng, len(speakers), lambda r: hex_string(r, 8))
     speakers = [replace(s, speaker_id=h) for s, h in zip(speakers, hashes)]
     recordings = []
     for spk in speakers:

@@ -19,6 +19,8 @@ import re
 
 import numpy as np
 
+from .ids import pick
+
 NOUNS = """
 time year people way day man thing woman life child world school state family
 student group country problem hand part place case week company system program
@@ -286,7 +288,7 @@ class SentenceGenerator:
         self.rng = rng
 
     def _pick(self, items):
-        return items[int(self.rng.integers(len(items)))]
+        return pick(self.rng, items)
 
     def _chance(self, p):
         return self.rng.random() < p

@@ -17,7 +17,7 @@ channels (like the real corpus's TTS part).
 from dataclasses import replace
 
 from .core import Recording, rng_for, summarise, write_text
-from .ids import csv_lines, hex_string, unique_strings, uuid_like
+from .ids import csv_lines, hex_string, pick, unique_values, uuid_like
 from .text import number_to_words
 from .voices import make_speakers
 
@@ -51,10 +51,6 @@ UNITS = {
 }
 
 
-def _pick(rng, items):
-    return items[int(rng.integers(len(items)))]
-
-
 def _amount(rng, low=1, high=100):
     """A number and its spoken form; sometimes with one decimal digit."""
     whole = int(rng.integers(low, high + 1))
@@ -71,21 +67,21 @@ def _counted(n, unit):
 
 def _set_timer(rng):
     parts = {"hours": 0, "minutes": 0, "seconds": 0}
-    pattern = _pick(rng, [("minutes",), ("minutes",), ("seconds",), ("hours",),
+    pattern = pick(rng, [("minutes",), ("minutes",), ("seconds",), ("hours",),
                           ("minutes", "seconds"), ("hours", "minutes")])
     for unit in pattern:
         parts[unit] = int(rng.integers(1, 6 if unit == "hours" else 60))
     spoken = " and ".join(_counted(parts[u], u[:-1]) for u in pattern)
     slots = {}
     if rng.random() < 0.4:
-        name = _pick(rng, TIMER_NAMES)
+        name = pick(rng, TIMER_NAMES)
         slots["name"] = name
-        text = _pick(rng, [f"set a {name} timer for {spoken}",
+        text = pick(rng, [f"set a {name} timer for {spoken}",
                            f"start a {name} timer for {spoken}",
                            f"can you set a {name} timer for {spoken}",
                            f"{name} timer {spoken}"])
     else:
-        text = _pick(rng, [f"set a timer for {spoken}", f"start a timer for {spoken}",
+        text = pick(rng, [f"set a timer for {spoken}", f"start a timer for {spoken}",
                            f"set timer for {spoken}", f"timer for {spoken}",
                            f"please set a timer for {spoken}",
                            f"count down {spoken}"])
@@ -95,16 +91,16 @@ def _set_timer(rng):
 
 def _set_alarm(rng):
     hour = int(rng.integers(1, 13))
-    minute = int(_pick(rng, [0, 0, 15, 30, 45, int(rng.integers(1, 60))]))
-    am_or_pm = _pick(rng, ["AM", "PM"])
+    minute = int(pick(rng, [0, 0, 15, 30, 45, int(rng.integers(1, 60))]))
+    am_or_pm = pick(rng, ["AM", "PM"])
     if minute == 0:
-        clock = number_to_words(hour) + _pick(rng, ["", " o'clock"])
+        clock = number_to_words(hour) + pick(rng, ["", " o'clock"])
     elif minute < 10:
         clock = f"{number_to_words(hour)} oh {number_to_words(minute)}"
     else:
         clock = f"{number_to_words(hour)} {number_to_words(minute)}"
     when = f"{clock} {' '.join(am_or_pm.lower())}"
-    text = _pick(rng, [f"set an alarm for {when}", f"wake me up at {when}",
+    text = pick(rng, [f"set an alarm for {when}", f"wake me up at {when}",
                        f"set alarm for {when}", f"alarm at {when}",
                        f"please set an alarm for {when}",
                        f"i need an alarm at {when}"])
@@ -114,26 +110,26 @@ def _set_alarm(rng):
 def _simple_math(rng):
     number1, spoken1 = _amount(rng, 0, 100)
     number2, spoken2 = _amount(rng, 1, 100)
-    operator = _pick(rng, OPERATORS)
+    operator = pick(rng, OPERATORS)
     expr = f"{spoken1} {operator} {spoken2}"
-    text = _pick(rng, [f"what is {expr}", f"what's {expr}", f"calculate {expr}",
+    text = pick(rng, [f"what is {expr}", f"what's {expr}", f"calculate {expr}",
                        f"how much is {expr}", f"{expr}", f"tell me {expr}"])
     return text, {"number1": number1, "operator": operator, "number2": number2}
 
 
 def _unit_conversion(rng):
-    quantity = _pick(rng, sorted(UNITS))
+    quantity = pick(rng, sorted(UNITS))
     names = sorted(UNITS[quantity])
     i, j = rng.permutation(len(names))[:2]
     unit1, unit2 = names[i], names[j]
     amount, spoken = _amount(rng, 1, 100)
     if quantity == "temperature":
         source = f"{spoken} degrees {unit1}"
-        text = _pick(rng, [f"what is {source} in {unit2}", f"convert {source} to {unit2}",
+        text = pick(rng, [f"what is {source} in {unit2}", f"convert {source} to {unit2}",
                            f"how much is {source} in {unit2}"])
     else:
         source = f"{spoken} {UNITS[quantity][unit1] if amount == 1 else unit1}"
-        text = _pick(rng, [f"how many {unit2} are in {source}",
+        text = pick(rng, [f"how many {unit2} are in {source}",
                            f"how many {unit2} in {source}",
                            f"convert {source} to {unit2}",
                            f"what is {source} in {unit2}"])
@@ -165,7 +161,7 @@ def make_command(rng, intent=None):
     >>> text == text.lower()
     True
     """
-    intent = intent or _pick(rng, INTENTS)
+    intent = intent or pick(rng, INTENTS)
     text, slots = _MAKERS[intent](rng)
     return text, {"intent": intent, "slots": slots}
 
@@ -187,10 +183,10 @@ def _speakers(seed, kind, split, count, taken):
     rng = rng_for(seed, "timers_and_such", "speakers", kind, split)
     if kind == "real":
         speakers = make_speakers(rng, count, snr_db=(10.0, 30.0))
-        ids = unique_strings(rng, count, uuid_like, taken)
+        ids = unique_values(rng, count, uuid_like, taken)
     else:
         speakers = make_speakers(rng, count, clean=True)
-        ids = unique_strings(rng, count, lambda r: "synth-" + hex_string(r, 10), taken)
+        ids = unique_values(rng, count, lambda r: "synth-" + hex_string(r, 10), taken)
     return [replace(s, speaker_id=i) for s, i in zip(speakers, ids)]
 
 

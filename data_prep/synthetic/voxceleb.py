@@ -18,7 +18,7 @@ speakers (label 0), about half each.
 from dataclasses import replace
 
 from .core import Recording, rng_for, summarise, write_text
-from .ids import random_string, unique_strings
+from .ids import pick, random_string, unique_values
 from .text import GIVEN_NAMES, SURNAMES, SentenceGenerator
 from .voices import make_speakers, random_channel, with_channel
 
@@ -52,7 +52,7 @@ def _plan(seed, size):
         srng = rng_for(seed, "voxceleb", "videos", spk.speaker_id)
         gen = SentenceGenerator(srng)
         n_videos = int(srng.integers(size["videos"][0], size["videos"][1] + 1))
-        videos = unique_strings(srng, n_videos,
+        videos = unique_values(srng, n_videos,
                                 lambda r: random_string(r, 11, VIDEO_ALPHABET), taken)
         files[spk.speaker_id] = {}
         utt = 0
@@ -125,10 +125,9 @@ def build(root, seed, size, renderer):
     for spk in speakers:
         # GIVEN_NAMES alternates male and female names.
         given = GIVEN_NAMES[0::2] if spk.sex == "M" else GIVEN_NAMES[1::2]
-        name = unique_strings(mrng, 1, lambda r: "{}_{}".format(
-            given[int(r.integers(len(given)))].capitalize(),
-            SURNAMES[int(r.integers(len(SURNAMES)))].capitalize()), taken)[0]
-        nationality = NATIONALITIES[int(mrng.integers(len(NATIONALITIES)))]
+        name = unique_values(mrng, 1, lambda r: "{}_{}".format(
+            pick(r, given).capitalize(), pick(r, SURNAMES).capitalize()), taken)[0]
+        nationality = pick(mrng, NATIONALITIES)
         subset = "test" if spk.speaker_id in test_speakers else "dev"
         meta.append(f"{spk.speaker_id}\t{name}\t{spk.sex.lower()}\t{nationality}\t{subset}")
     write_text(root / "vox1_meta.csv", meta)
