@@ -29,7 +29,7 @@ import torch
 
 from .models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
 
-# fairseq / HF fields that have no effect on the network's outputs at eval time.
+# The only activation our modules implement (exact GELU, as fairseq and HF).
 _HF_ACTIVATION = "gelu"
 
 

@@ -185,12 +185,12 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     resumed = re.search(r"resumed from checkpoint at update (\d+), ([0-9.]+) h", text)
     assert resumed, text[-2000:]
     step = int(resumed.group(1))
-    assert 2 <= step <= killed_at and float(resumed.group(2)) > 0
+    assert 2 <= step <= killed_at and float(resumed.group(2)) > 0, (step, killed_at, resumed.group(0))
     updates = log_updates(out / "train_log.txt")
-    assert updates[-1] == 40
+    assert updates[-1] == 40, updates
     # after the resume, logging continues from the checkpoint's update, not from 0
     restart = updates.index(step + 1, updates.index(killed_at))
-    assert updates[restart:] == list(range(step + 1, 41))
+    assert updates[restart:] == list(range(step + 1, 41)), (step, killed_at, updates)
 
 
 def test_interrupted_checkpoint_save_is_ignored(tmp_path):

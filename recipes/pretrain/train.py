@@ -134,15 +134,13 @@ def parse_arguments(argv):
     if rest and not rest[0].startswith("-"):
         rest[0] = str(resolve_path(rest[0]))
     hparams_file, run_opts, overrides = sb.parse_arguments(rest)
-    texts = []
-    for name in overrides_files:
-        if name is None or not resolve_path(name).is_file():
-            raise FileNotFoundError(f"--overrides_file: no such file {name!r}")
-        texts.append(resolve_path(name).read_text())
     merged = {}
-    for name, text in zip(overrides_files, texts):
+    for name in overrides_files:
+        path = resolve_path(name) if name is not None else None
+        if path is None or not path.is_file():
+            raise FileNotFoundError(f"--overrides_file: no such file {name!r}")
         try:
-            values = yaml.safe_load(text) or {}
+            values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:
             raise ValueError(f"malformed override in {name}: {err}") from err
         if not isinstance(values, dict):

@@ -31,7 +31,6 @@ import torch
 from torch import nn
 
 from ..ema import ema_update
-from ..masking import compute_span_mask
 from ..objectives.barlow import combine_losses, time_merged_loss, time_unrolled_loss
 from .wav2vec2 import Wav2Vec2Backbone
 
@@ -94,11 +93,8 @@ class NonContrastiveModel(nn.Module):
         ema_update(self.target_projection, self.online_projection, self.ema_decay)
 
     def _view(self, network, projection, wav, wav_lens, mask_prob, mask_length):
-        features, frame_mask, _ = network.extract_features(wav, wav_lens)
-        time_mask = compute_span_mask(frame_mask.sum(dim=1), features.shape[1], mask_prob,
-                                      mask_length, self.min_masks)
-        states = network.encode(network.project(features), frame_mask, time_mask)
-        return projection(states[-1]), frame_mask, time_mask
+        out = network(wav, wav_lens, span_mask=(mask_prob, mask_length, self.min_masks))
+        return projection(out.last_hidden_state), out.frame_mask, out.time_mask
 
     def forward(self, wav, wav_lens=None):
         """``wav`` ``[B, samples]`` -> dict with ``loss`` and both loss terms."""

@@ -24,6 +24,7 @@ from typing import List, Optional
 import torch
 from torch import nn
 
+from ..masking import compute_span_mask
 from .feature_extractor import WAV2VEC2_CONV_LAYERS, ConvFeatureExtractor
 from .transformer import TransformerEncoder
 
@@ -83,12 +84,14 @@ class BackboneOutput:
         CNN features as they enter the first layer, then every layer's output.
     frame_mask : ``[B, T]`` bool, True on real (unpadded) frames.
     feature_penalty : scalar, mean squared CNN activation (fairseq's penalty).
+    time_mask : ``[B, T]`` bool, frames replaced by the mask embedding (or None).
     """
 
     features: torch.Tensor
     hidden_states: List[torch.Tensor]
     frame_mask: torch.Tensor
     feature_penalty: torch.Tensor
+    time_mask: Optional[torch.Tensor] = None
     extra: Optional[dict] = None
 
     @property
@@ -206,9 +209,14 @@ class Wav2Vec2Backbone(nn.Module):
             x = torch.where(time_mask[..., None], self.masked_spec_embed.to(x.dtype), x)
         return self.encoder(x, frame_mask)
 
-    def forward(self, wav, wav_lens=None, time_mask=None):
+    def forward(self, wav, wav_lens=None, time_mask=None, span_mask=None):
         """``wav`` ``[B, samples]``, ``wav_lens`` ``[B]`` relative lengths in
-        (0, 1] (SpeechBrain convention). Returns a ``BackboneOutput``."""
+        (0, 1] (SpeechBrain convention). ``span_mask`` = ``(prob, length,
+        min_masks)`` draws fairseq span masking on each utterance's valid
+        frames (pre-training) instead of a given ``time_mask``. Returns a
+        ``BackboneOutput``."""
         features, frame_mask, penalty = self.extract_features(wav, wav_lens)
+        if span_mask is not None:
+            time_mask = compute_span_mask(frame_mask.sum(dim=1), features.shape[1], *span_mask)
         states = self.encode(self.project(features), frame_mask, time_mask)
-        return BackboneOutput(features, states, frame_mask, penalty)
+        return BackboneOutput(features, states, frame_mask, penalty, time_mask)

@@ -25,7 +25,6 @@ Example
 import torch
 from torch import nn
 
-from ..masking import compute_span_mask
 from ..objectives.contrastive import Wav2Vec2Loss, contrastive_logits, sample_negatives
 from ..quantizer import GumbelVectorQuantizer
 from .wav2vec2 import Wav2Vec2Backbone
@@ -87,23 +86,20 @@ class Wav2Vec2ContrastiveModel(nn.Module):
     def forward(self, wav, wav_lens=None):
         """``wav`` ``[B, samples]`` -> dict with ``loss`` (per masked frame)
         and logging statistics."""
-        model = self.wav2vec2
-        features, frame_mask, feature_penalty = model.extract_features(wav, wav_lens)
-        lengths = frame_mask.sum(dim=1)
-        time_mask = compute_span_mask(lengths, features.shape[1], self.mask_prob,
-                                      self.mask_length, self.min_masks)
-        states = model.encode(model.project(features), frame_mask, time_mask)
+        out = self.wav2vec2(wav, wav_lens,
+                            span_mask=(self.mask_prob, self.mask_length, self.min_masks))
+        time_mask = out.time_mask
         # Masked frames in row-major order: utterance b's frames are contiguous.
-        context = self.project_hid(states[-1][time_mask])
-        codes, qstats = self.quantizer(self.dropout_features(features)[time_mask])
+        context = self.project_hid(out.last_hidden_state[time_mask])
+        codes, qstats = self.quantizer(self.dropout_features(out.features)[time_mask])
         targets = self.project_q(codes)
         negative_index = sample_negatives(time_mask.sum(dim=1), self.num_negatives)
         logits = contrastive_logits(context, targets, negative_index, self.logit_temperature)
-        out = self.loss_fn(logits, qstats["prob_perplexity"], self.quantizer.num_codevectors,
-                           feature_penalty)
-        out["loss"] = out.pop("total")
-        out.update(prob_perplexity=qstats["prob_perplexity"].detach(),
-                   code_perplexity=qstats["code_perplexity"],
-                   temperature=qstats["temperature"],
-                   mask_rate=(time_mask.sum() / lengths.sum()).detach())
-        return out
+        loss = self.loss_fn(logits, qstats["prob_perplexity"], self.quantizer.num_codevectors,
+                            out.feature_penalty)
+        loss["loss"] = loss.pop("total")
+        loss.update(prob_perplexity=qstats["prob_perplexity"].detach(),
+                    code_perplexity=qstats["code_perplexity"],
+                    temperature=qstats["temperature"],
+                    mask_rate=(time_mask.sum() / out.frame_mask.sum()).detach())
+        return loss
