@@ -27,11 +27,61 @@ from pathlib import Path
 import torch
 
 from .convert import CheckpointError, backbone_from_state, load_hf_folder
+from .models.sew import SEWBackbone, SEWConfig, SEWDBackbone, SEWDConfig
 from .models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
 
 FORMAT = "speechbrain_ext.backbone/1"
-ARCHITECTURES = {"wav2vec2": (Wav2Vec2Backbone, Wav2Vec2Config)}
+ARCHITECTURES = {"wav2vec2": (Wav2Vec2Backbone, Wav2Vec2Config),
+                 "sew": (SEWBackbone, SEWConfig),
+                 "sewd": (SEWDBackbone, SEWDConfig)}
 BACKBONE_FILE = "backbone.ckpt"
+
+
+def backbone_config(config):
+    """A config object from a YAML mapping (or a config object, returned as
+    is). The mapping may name ``architecture`` (a key of ``ARCHITECTURES``,
+    default ``wav2vec2``) or ``zoo`` (a name of ``speechbrain_ext.zoo``,
+    e.g. ``sewd_base``); its other keys override the defaults.
+
+    >>> backbone_config({"zoo": "sewd_tiny", "layerdrop": 0.0}).dim
+    384
+    >>> type(backbone_config({"architecture": "sew", "dim": 64})).__name__
+    'SEWConfig'
+    """
+    if not isinstance(config, dict):
+        if type(config) not in {c for _, c in ARCHITECTURES.values()}:
+            raise TypeError(f"backbone config of unknown type {type(config).__name__}")
+        return config
+    values = dict(config)
+    zoo_name = values.pop("zoo", None)
+    architecture = values.pop("architecture", None)
+    if zoo_name is not None:
+        from .zoo import zoo_config
+
+        base = zoo_config(zoo_name)
+        zoo_arch = architecture_of_config(base)
+        if architecture is not None and architecture != zoo_arch:
+            raise ValueError(f"backbone_config: zoo model {zoo_name!r} is a {zoo_arch!r} backbone, "
+                             f"but architecture is {architecture!r}")
+        return type(base).from_dict({**base.to_dict(), **values})
+    architecture = architecture or "wav2vec2"
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"backbone_config: unknown architecture {architecture!r}; "
+                         f"expected one of {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[architecture][1].from_dict(values)
+
+
+def build_backbone(config):
+    """A freshly initialised backbone for ``config`` (see ``backbone_config``)."""
+    config = backbone_config(config)
+    return ARCHITECTURES[architecture_of_config(config)][0](config)
+
+
+def architecture_of_config(config):
+    for name, (_, config_cls) in ARCHITECTURES.items():
+        if type(config) is config_cls:
+            return name
+    raise TypeError(f"{type(config).__name__} is not a known backbone config class")
 
 
 def architecture_of(model):
@@ -70,9 +120,12 @@ def _latest_checkpoint_dir(folder):
     return candidates[-1] if candidates else None
 
 
+# Config keys that change the network (the others are training-time settings:
+# dropouts, layerdrop, gradient scaling). Keys an architecture lacks are skipped.
 ARCHITECTURE_KEYS = ("conv_layers", "extractor_mode", "conv_bias", "dim", "num_layers",
                      "num_heads", "ffn_dim", "pos_conv_kernel", "pos_conv_groups",
-                     "layer_norm_first")
+                     "layer_norm_first", "squeeze_factor", "position_buckets",
+                     "max_relative_positions")
 
 
 def init_backbone(config, path):
@@ -89,10 +142,14 @@ def init_backbone(config, path):
         loaded = backbone_from_state(loaded_config, state)
     else:
         loaded = load_backbone(path)
-    config = config if isinstance(config, Wav2Vec2Config) else Wav2Vec2Config.from_dict(dict(config))
+    config = backbone_config(dict(config) if isinstance(config, dict) else config)
+    if type(loaded.config) is not type(config):
+        raise CheckpointError(
+            f"{path} holds a {architecture_of_config(loaded.config)!r} backbone, but the YAML's "
+            f"backbone_config is {architecture_of_config(config)!r}")
     theirs, ours = loaded.config.to_dict(), config.to_dict()
     differ = [f"{k}: checkpoint {theirs[k]!r} vs config {ours[k]!r}"
-              for k in ARCHITECTURE_KEYS if theirs[k] != ours[k]]
+              for k in ARCHITECTURE_KEYS if k in ours and theirs[k] != ours[k]]
     if differ:
         raise CheckpointError(f"{path} has another architecture than the YAML's backbone_config:\n  "
                               + "\n  ".join(differ))

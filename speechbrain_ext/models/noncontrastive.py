@@ -30,9 +30,9 @@ import copy
 import torch
 from torch import nn
 
+from ..backbone import build_backbone
 from ..ema import ema_update
 from ..objectives.barlow import combine_losses, time_merged_loss, time_unrolled_loss
-from .wav2vec2 import Wav2Vec2Backbone
 
 
 class NonContrastiveModel(nn.Module):
@@ -40,7 +40,8 @@ class NonContrastiveModel(nn.Module):
 
     Arguments
     ---------
-    backbone_config : Wav2Vec2Config or dict
+    backbone_config : a backbone config, or a dict (``architecture`` / ``zoo``
+        keys choose the backbone, see ``speechbrain_ext.backbone.backbone_config``)
     projection_dim : output size of the projection (29)
     online_mask, target_mask : (prob, span length) of the latent time masking
     min_masks : minimum number of spans per utterance
@@ -59,7 +60,7 @@ class NonContrastiveModel(nn.Module):
             raise ValueError(f"keep_for_downstream must be 'target' or 'online', got {keep_for_downstream!r}")
         if combination not in ("dynamic", "static"):
             raise ValueError(f"combination must be 'dynamic' or 'static', got {combination!r}")
-        self.online = backbone if backbone is not None else Wav2Vec2Backbone(backbone_config)
+        self.online = backbone if backbone is not None else build_backbone(backbone_config or {})
         self.online_projection = nn.Linear(self.online.config.dim, projection_dim)
         self.target = copy.deepcopy(self.online)
         self.target_projection = copy.deepcopy(self.online_projection)

@@ -9,7 +9,10 @@ same utterance (negatives). The quantizer and the negatives are computed for
 masked frames only, as fairseq does (HF computes them for every frame).
 
 Head names follow HF ``Wav2Vec2ForPreTraining`` (``quantizer``,
-``project_q``, ``project_hid``).
+``project_q``, ``project_hid``). Any registered backbone works (wav2vec2,
+SEW, SEW-D: ``backbone_config`` with an ``architecture`` or ``zoo`` key); SEW
+and SEW-D use MLP predictor heads with BatchNorm (``mlp_hidden_dim=4096``,
+paper 002) instead of linear ``project_q`` / ``project_hid``.
 
 Example
 -------
@@ -25,9 +28,10 @@ Example
 import torch
 from torch import nn
 
+from ..backbone import build_backbone
+from ..heads import projection_head
 from ..objectives.contrastive import Wav2Vec2Loss, contrastive_logits, sample_negatives
 from ..quantizer import GumbelVectorQuantizer
-from .wav2vec2 import Wav2Vec2Backbone
 
 
 class Wav2Vec2ContrastiveModel(nn.Module):
@@ -35,7 +39,8 @@ class Wav2Vec2ContrastiveModel(nn.Module):
 
     Arguments
     ---------
-    backbone_config : Wav2Vec2Config or dict
+    backbone_config : a backbone config, or a dict (``architecture`` / ``zoo``
+        keys choose the backbone, see ``speechbrain_ext.backbone.backbone_config``)
     mask_prob, mask_length, min_masks : span masking (0.65, 10, 2)
     num_negatives : distractors per masked frame (100)
     codevector_dim, num_groups, num_vars : quantizer (256, 2, 320)
@@ -45,22 +50,24 @@ class Wav2Vec2ContrastiveModel(nn.Module):
     quantizer_temperature : (max, min, decay) per update (2, 0.5, 0.999995)
     diversity_weight, feature_penalty_weight : loss weights (0.1, 10)
     backbone : optional existing backbone (e.g. loaded from a checkpoint)
+    mlp_hidden_dim : None for linear heads (wav2vec2), else the hidden size of
+        the MLP predictor heads with BatchNorm (SEW / SEW-D: 4096)
     """
 
     def __init__(self, backbone_config=None, mask_prob=0.65, mask_length=10, min_masks=2,
                  num_negatives=100, codevector_dim=256, num_groups=2, num_vars=320,
                  final_dim=256, logit_temperature=0.1, dropout_features=0.1,
                  quantizer_temperature=(2.0, 0.5, 0.999995), diversity_weight=0.1,
-                 feature_penalty_weight=10.0, backbone=None):
+                 feature_penalty_weight=10.0, backbone=None, mlp_hidden_dim=None):
         super().__init__()
-        self.wav2vec2 = backbone if backbone is not None else Wav2Vec2Backbone(backbone_config)
+        self.wav2vec2 = backbone if backbone is not None else build_backbone(backbone_config or {})
         cnn_dim = self.wav2vec2.feature_extractor.output_dim
         dim = self.wav2vec2.config.dim
         max_temp, min_temp, decay = quantizer_temperature
         self.quantizer = GumbelVectorQuantizer(cnn_dim, num_groups, num_vars, codevector_dim,
                                                max_temp, min_temp, decay)
-        self.project_q = nn.Linear(codevector_dim, final_dim)
-        self.project_hid = nn.Linear(dim, final_dim)
+        self.project_q = projection_head(codevector_dim, final_dim, mlp_hidden_dim)
+        self.project_hid = projection_head(dim, final_dim, mlp_hidden_dim)
         self.dropout_features = nn.Dropout(dropout_features)
         self.loss_fn = Wav2Vec2Loss(diversity_weight, feature_penalty_weight)
         self.mask_prob, self.mask_length, self.min_masks = mask_prob, mask_length, min_masks

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Inference time of the zoo models, side by side (paper 002, Tables 1 / 2 /
+4: average inference time per utterance and the ratio to wav2vec2-base),
+plus FLOPs per second of audio.
+
+    python results/inference_time.py                          # paper sizes, 3 utterances
+    python results/inference_time.py --utterances 3 --repeats 2 --models w2v2_base sewd_mid
+    python results/inference_time.py --device cuda            # where a GPU is available
+
+Utterances: the first ``--utterances`` files (sorted by path) of LibriSpeech
+dev-clean under ``--data_folder`` (default ``data/mini/LibriSpeech``, the
+synthetic corpus); without that folder, fixed random audio of LibriSpeech-like
+lengths (4 to 16 s, seed 0). Every model sees the same utterances, one at a
+time (batch 1, as paper 002 times inference), in fp32, in inference mode.
+
+Models are randomly initialised (speed does not depend on the weights) and
+all live in one process. Each repeat runs every utterance through every
+model, models interleaved and their order rotated each repeat, after one
+untimed warm-up pass each; a model's time per utterance is the median over
+repeats, averaged over utterances. Ratios are paired: per repeat, the model's
+total time over w2v2_base's in the same repeat, median over repeats, so a slow
+phase of a shared machine hits both sides of a ratio alike.
+
+FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` (matrix
+products, convolutions, attention; not element-wise ops, norms or gathers)
+over the same utterances, divided by their total duration.
+"""
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from speechbrain_ext.backbone import build_backbone  # noqa: E402
+from speechbrain_ext.zoo import ZOO, count_parameters, zoo_config  # noqa: E402
+
+SAMPLE_RATE = 16000
+PAPER_MODELS = [n for n in ZOO if not n.endswith("_micro")]
+REFERENCE = "w2v2_base"
+
+
+def load_utterances(data_folder, count):
+    """``count`` waveforms ``[samples]`` and a description of where they came from."""
+    files = sorted(Path(data_folder, "dev-clean").rglob("*.flac")) if data_folder else []
+    if files:
+        import soundfile
+
+        waves = []
+        for path in files[:count]:
+            audio, rate = soundfile.read(str(path), dtype="float32")
+            if rate != SAMPLE_RATE:
+                raise ValueError(f"{path}: sample rate {rate}, expected {SAMPLE_RATE}")
+            waves.append(torch.from_numpy(audio))
+        return waves, f"{len(waves)} utterances of {Path(data_folder) / 'dev-clean'}"
+    generator = torch.Generator().manual_seed(0)
+    seconds = torch.empty(count).uniform_(4.0, 16.0, generator=generator)
+    waves = [0.1 * torch.randn(int(s * SAMPLE_RATE), generator=generator) for s in seconds]
+    return waves, f"{count} random signals of 4-16 s (no LibriSpeech dev-clean under {data_folder})"
+
+
+def count_flops(model, waves, device):
+    # The math SDPA backend, so that the attention's matrix products are
+    # counted (fused CPU kernels are not in FlopCounterMode's registry); no_grad,
+    # not inference_mode: weight-norm parametrizations fail under
+    # FlopCounterMode + inference_mode (torch 2.11).
+    with FlopCounterMode(display=False) as counter, torch.no_grad(), \
+            sdpa_kernel(SDPBackend.MATH):
+        for wav in waves:
+            model(wav[None].to(device))
+    return counter.get_total_flops()
+
+
+def synchronise(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=PAPER_MODELS, choices=list(ZOO))
+    # defaults: about 8 min for all paper-size models on 2 quiet CPU cores
+    parser.add_argument("--utterances", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--data_folder", default=str(REPO / "data" / "mini" / "LibriSpeech"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    models = list(dict.fromkeys([REFERENCE] + args.models))  # the reference always runs
+    waves, source = load_utterances(args.data_folder, args.utterances)
+    audio_seconds = sum(len(w) for w in waves) / SAMPLE_RATE
+    print(f"# {source}, {audio_seconds:.1f} s of audio; device {device} "
+          f"({torch.get_num_threads()} threads); {args.repeats} repeats; torch {torch.__version__}")
+
+    torch.manual_seed(0)
+    nets = {name: build_backbone(zoo_config(name)).to(device).eval() for name in models}
+    flops = {name: count_flops(net, waves[:1], device) / (len(waves[0]) / SAMPLE_RATE)
+             for name, net in nets.items()}
+    with torch.inference_mode():
+        for net in nets.values():  # warm-up (allocator, kernel selection) on 2 s
+            net(waves[0][None, : 2 * SAMPLE_RATE].to(device))
+        times = {name: [[] for _ in waves] for name in models}  # [utterance][repeat]
+        totals = {name: [] for name in models}  # per repeat
+        for repeat in range(args.repeats):
+            order = models[repeat % len(models):] + models[:repeat % len(models)]
+            for name in order:
+                total = 0.0
+                for i, wav in enumerate(waves):
+                    x = wav[None].to(device)
+                    synchronise(device)
+                    start = time.perf_counter()
+                    nets[name](x)
+                    synchronise(device)
+                    elapsed = time.perf_counter() - start
+                    times[name][i].append(elapsed)
+                    total += elapsed
+                totals[name].append(total)
+
+    print(f"{'model':<16} {'params(M)':>9} {'s/utt':>8} {'ratio':>6} {'speed-up':>8} {'GFLOPs/s audio':>15}")
+    for name in models:
+        per_utt = statistics.mean(statistics.median(t) for t in times[name])
+        ratio = statistics.median(a / b for a, b in zip(totals[name], totals[REFERENCE]))
+        print(f"{name:<16} {count_parameters(zoo_config(name)) / 1e6:9.1f} {per_utt:8.3f} "
+              f"{ratio:6.2f} {1 / ratio:7.2f}x {flops[name] / 1e9:15.1f}")
+    print(f"# ratio: time / {REFERENCE}'s time (paired per repeat, median); "
+          "speed-up = 1 / ratio; FLOPs counted on the first utterance")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

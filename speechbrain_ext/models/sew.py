@@ -1,0 +1,359 @@
+"""SEW and SEW-D backbones (paper 002): a compact wave feature extractor
+(WFE-C) and a squeezed context network, with wav2vec2's post-LN transformer
+(SEW) or DeBERTa-v2 disentangled attention (SEW-D).
+
+Squeezing (paper 002, Sec. 3.1): the positional convolution gets stride
+``s`` and is added to an ``AvgPool1d(s, s)`` of its input (the shortcut), so
+the transformer runs on ``T // s`` frames; afterwards ``Linear(D -> s*D)`` +
+GELU, reshaped to ``s`` frames per input frame (the same map as a transposed
+convolution of kernel and stride ``s``), zero-padded back to ``T`` frames.
+
+Outputs follow the backbone contract: every ``hidden_states`` entry is
+``[B, T, D]`` at the CNN frame rate. The last one is the learned upsampling
+of the last layer (what fine-tuning uses, HF's ``last_hidden_state``); the
+earlier ones (input to layer 1, then layers 1..L-1) are repeated ``s`` times
+in time (nearest-neighbour upsampling; the learned upsampling is trained on
+the last layer only), zero-padded to ``T``. The squeezed states themselves
+are in ``extra["squeezed_hidden_states"]`` (``[B, T // s, D]``, as HF's
+``hidden_states``) with ``extra["squeezed_frame_mask"]``.
+
+Padding (as HF transformers 5.x): padded frames are zeroed before the
+positional conv; a squeezed frame is real when any of its ``s`` frames is
+(max-pooled mask, ``ceil(len / s)`` real frames). The attention ignores
+padded keys.
+
+State-dict names equal HF ``SEWModel`` / ``SEWDModel``'s, so HF folders load
+with no renaming (``speechbrain_ext.convert``).
+
+Example
+-------
+>>> import torch
+>>> cfg = SEWDConfig.micro()
+>>> model = SEWDBackbone(cfg).eval()
+>>> out = model(torch.randn(2, 16000), wav_lens=torch.tensor([1.0, 0.5]))
+>>> len(out.hidden_states) == cfg.num_layers + 1, out.hidden_states[-1].shape
+(True, torch.Size([2, 49, 64]))
+>>> out.frame_mask.sum(dim=1), out.extra["squeezed_frame_mask"].sum(dim=1)
+(tensor([49, 24]), tensor([24, 12]))
+>>> wfe_c_layers(64)[:3]  # (channels, kernel, stride)
+[(64, 10, 5), (128, 3, 2), (128, 1, 1)]
+"""
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import List
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..masking import compute_span_mask
+from .disentangled_attention import DisentangledTransformer
+from .feature_extractor import ConvFeatureExtractor
+from .transformer import ConvPositionalEmbedding, TransformerEncoder
+from .wav2vec2 import BackboneOutput, frame_mask_from_lengths, scale_gradient
+
+
+def wfe_c_layers(channels=64, pointwise=True):
+    """WFE-C layers ``(channels, kernel, stride)``: channels (c, 2c, 2c, 4c,
+    4c, 8c, 8c) with wav2vec2's kernels (10, 3, 3, 3, 3, 2, 2) and strides (5,
+    2, 2, 2, 2, 2, 2), total stride 320. ``pointwise`` adds a 1x1 conv after
+    every conv but the first ("-11" variant, 13 layers, paper 002 Sec. 3.2).
+    Paper 002's text says a first kernel of 7, but also that WFE-O's kernels
+    are kept; WFE-O's (and asappresearch/sew's, HF's) first kernel is 10."""
+    c = channels
+    base = [(c, 10, 5), (2 * c, 3, 2), (2 * c, 3, 2), (4 * c, 3, 2), (4 * c, 3, 2),
+            (8 * c, 2, 2), (8 * c, 2, 2)]
+    if not pointwise:
+        return base
+    layers = [base[0]]
+    for width, kernel, stride in base[1:]:
+        layers += [(width, kernel, stride), (width, 1, 1)]
+    return layers
+
+
+@dataclass
+class SEWConfig:
+    """Architecture of a SEW backbone (defaults: WFE-C-c64-11, E768 L12,
+    positional conv k31 with squeeze factor 2; asappresearch/sew, paper 002).
+    Dropouts are fairseq's wav2vec2-base pre-training values (paper 002 uses
+    that config)."""
+
+    conv_layers: List[tuple] = field(default_factory=lambda: wfe_c_layers(64))
+    extractor_mode: str = "group_norm"  # or "layer_norm"
+    conv_bias: bool = False
+    dim: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    ffn_dim: int = 3072
+    pos_conv_kernel: int = 31
+    pos_conv_groups: int = 16
+    squeeze_factor: int = 2
+    layer_norm_eps: float = 1e-5
+    feature_layer_norm_eps: float = 1e-5
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    activation_dropout: float = 0.0  # inside the feed-forward (SEW only; DeBERTa has none)
+    dropout_input: float = 0.1
+    layerdrop: float = 0.05
+    feature_grad_mult: float = 0.1
+
+    def __post_init__(self):
+        self.conv_layers = [tuple(int(v) for v in layer) for layer in self.conv_layers]
+        if self.squeeze_factor < 1:
+            raise ValueError(f"squeeze_factor must be >= 1, got {self.squeeze_factor}")
+
+    @classmethod
+    def micro(cls, **overrides):
+        """A model of well under a million parameters for CPU tests."""
+        base = dict(conv_layers=wfe_c_layers(8), dim=64, num_layers=2, num_heads=4, ffn_dim=128,
+                    pos_conv_kernel=15, pos_conv_groups=4, layerdrop=0.0)
+        return cls(**{**base, **overrides})
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys {unknown}; expected some of {sorted(known)}")
+        return cls(**values)
+
+
+@dataclass
+class SEWDConfig(SEWConfig):
+    """SEW-D: SEW with DeBERTa-v2 disentangled attention (log-bucketed
+    relative positions, 256 buckets up to distance 512; LayerNorm eps 1e-7
+    as DeBERTa / asappresearch/sew)."""
+
+    layer_norm_eps: float = 1e-7
+    position_buckets: int = 256
+    max_relative_positions: int = 512
+
+    @classmethod
+    def micro(cls, **overrides):
+        # few buckets so that short test inputs reach the logarithmic range
+        return super().micro(**{"position_buckets": 8, "max_relative_positions": 32, **overrides})
+
+
+class Upsampling(nn.Module):
+    """``[B, T', D]`` -> ``[B, length, D]``: Linear(D -> s*D) + GELU, each
+    frame's output split into ``s`` frames, zero-padded (or cut) to ``length``."""
+
+    def __init__(self, dim, factor):
+        super().__init__()
+        self.projection = nn.Linear(dim, dim * factor)
+        self.activation = nn.GELU()
+        self.factor = factor
+
+    def forward(self, x, length):
+        batch, frames, dim = x.shape
+        y = self.activation(self.projection(x)).reshape(batch, frames * self.factor, dim)
+        return fit_length(y, length)
+
+
+def fit_length(x, length):
+    """Zero-pad or cut ``[B, T, D]`` to ``length`` frames."""
+    if x.shape[1] >= length:
+        return x[:, :length]
+    return F.pad(x, (0, 0, 0, length - x.shape[1]))
+
+
+def repeat_frames(x, factor, length):
+    """Nearest-neighbour upsampling ``[B, T', D]`` -> ``[B, length, D]``."""
+    return fit_length(x.repeat_interleave(factor, dim=1), length)
+
+
+def squeeze_frames(x, frame_mask, pos_conv_embed, pool, factor):
+    """``[B, T, D]`` -> ``(pool(x) + strided pos conv(x))`` ``[B, T // s, D]``
+    and the squeezed frame mask ``[B, T // s]`` (None stays None)."""
+    if frame_mask is not None:
+        x = x.masked_fill(~frame_mask[..., None], 0.0)
+    pooled = pool(x.transpose(1, 2)).transpose(1, 2)
+    squeezed = pooled + pos_conv_embed(x)[:, : pooled.shape[1]]
+    if frame_mask is not None:
+        frame_mask = F.max_pool1d(frame_mask[:, None].float(), factor, factor)[:, 0].bool()
+    return squeezed, frame_mask
+
+
+class SqueezedTransformerEncoder(TransformerEncoder):
+    """SEW's context network: wav2vec2's post-LN transformer (same layers and
+    names) at ``1/s`` of the frame rate. ``forward`` returns ``(states at
+    T // s, squeezed mask, upsampled last state [B, T, D])``."""
+
+    def __init__(self, dim=768, num_layers=12, num_heads=12, ffn_dim=3072, dropout=0.1,
+                 attention_dropout=0.1, activation_dropout=0.0, layerdrop=0.0,
+                 pos_conv_kernel=31, pos_conv_groups=16, squeeze_factor=2, layer_norm_eps=1e-5):
+        super().__init__(dim, num_layers, num_heads, ffn_dim, dropout, attention_dropout,
+                         activation_dropout, layerdrop, pos_conv_kernel, pos_conv_groups,
+                         layer_norm_first=False, layer_norm_eps=layer_norm_eps)
+        self.pos_conv_embed = ConvPositionalEmbedding(dim, pos_conv_kernel, pos_conv_groups,
+                                                      stride=squeeze_factor)
+        self.pool = nn.AvgPool1d(squeeze_factor, squeeze_factor)
+        self.upsample = Upsampling(dim, squeeze_factor)
+        self.squeeze_factor = squeeze_factor
+
+    def forward(self, x, frame_mask=None):
+        """``x`` ``[B, T, D]``, ``frame_mask`` ``[B, T]`` (True = real frame)."""
+        length = x.shape[1]
+        x, mask = squeeze_frames(x, frame_mask, self.pos_conv_embed, self.pool, self.squeeze_factor)
+        x = self.dropout(self.layer_norm(x))
+        key_mask = None if mask is None or bool(mask.all()) else mask
+        states = [x]
+        for layer in self.layers:
+            if not (self.training and self.layerdrop > 0 and torch.rand(()) < self.layerdrop):
+                x = layer(x, key_mask)
+            states.append(x)
+        return states, mask, self.upsample(x, length)
+
+
+class SqueezedDisentangledEncoder(nn.Module):
+    """SEW-D's context network: squeeze, disentangled-attention transformer
+    (no LayerNorm or dropout after the squeeze, as HF ``SEWDEncoder``),
+    upsample. Same ``forward`` contract as ``SqueezedTransformerEncoder``."""
+
+    def __init__(self, dim=768, num_layers=12, num_heads=12, ffn_dim=3072, dropout=0.1,
+                 attention_dropout=0.1, layerdrop=0.0, pos_conv_kernel=31, pos_conv_groups=16,
+                 squeeze_factor=2, position_buckets=256, max_relative_positions=512,
+                 layer_norm_eps=1e-7):
+        super().__init__()
+        self.pos_conv_embed = ConvPositionalEmbedding(dim, pos_conv_kernel, pos_conv_groups,
+                                                      stride=squeeze_factor)
+        self.pool = nn.AvgPool1d(squeeze_factor, squeeze_factor)
+        self.encoder = DisentangledTransformer(
+            dim, num_layers, num_heads, ffn_dim, dropout, attention_dropout, layerdrop,
+            position_buckets, max_relative_positions, layer_norm_eps)
+        self.upsample = Upsampling(dim, squeeze_factor)
+        self.squeeze_factor = squeeze_factor
+
+    def forward(self, x, frame_mask=None):
+        length = x.shape[1]
+        x, mask = squeeze_frames(x, frame_mask, self.pos_conv_embed, self.pool, self.squeeze_factor)
+        states = self.encoder(x, mask)
+        return states, mask, self.upsample(states[-1], length)
+
+
+class SEWBackbone(nn.Module):
+    """SEW network without pre-training heads (same interface as
+    ``Wav2Vec2Backbone``).
+
+    Arguments
+    ---------
+    config : SEWConfig or dict
+    """
+
+    config_class = SEWConfig
+
+    def __init__(self, config=None):
+        super().__init__()
+        if config is None:
+            config = self.config_class()
+        elif isinstance(config, dict):
+            config = self.config_class.from_dict(config)
+        self.config = config
+        self.feature_extractor = ConvFeatureExtractor(
+            config.conv_layers, config.extractor_mode, config.conv_bias)
+        cnn_dim = self.feature_extractor.output_dim
+        self.layer_norm = nn.LayerNorm(cnn_dim, eps=config.feature_layer_norm_eps)
+        # fairseq / HF SEW: a projection only where the widths differ
+        if cnn_dim != config.dim:
+            self.feature_projection = nn.Linear(cnn_dim, config.dim)
+        self.feature_dropout = nn.Dropout(config.dropout_input)
+        self.masked_spec_embed = nn.Parameter(torch.empty(config.dim).uniform_())
+        self.encoder = self._build_encoder(config)
+        self.reset_parameters()
+
+    @staticmethod
+    def _build_encoder(config):
+        return SqueezedTransformerEncoder(
+            dim=config.dim, num_layers=config.num_layers, num_heads=config.num_heads,
+            ffn_dim=config.ffn_dim, dropout=config.dropout,
+            attention_dropout=config.attention_dropout,
+            activation_dropout=config.activation_dropout, layerdrop=config.layerdrop,
+            pos_conv_kernel=config.pos_conv_kernel, pos_conv_groups=config.pos_conv_groups,
+            squeeze_factor=config.squeeze_factor, layer_norm_eps=config.layer_norm_eps)
+
+    def reset_parameters(self):
+        """As wav2vec2 / HF: Kaiming-normal CNN weights; N(0, 0.02) linear
+        weights (zero biases) and embeddings in the context network; a
+        positional conv of std sqrt(4 / (kernel * dim))."""
+        for block in self.feature_extractor.conv_layers:
+            nn.init.kaiming_normal_(block.conv.weight)
+            if block.conv.bias is not None:
+                nn.init.zeros_(block.conv.bias)
+        for module in self.encoder.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        conv = self.encoder.pos_conv_embed.conv
+        kernel, dim = conv.kernel_size[0], self.config.dim
+        with torch.no_grad():
+            conv.weight = torch.empty_like(conv.weight).normal_(0.0, math.sqrt(4.0 / (kernel * dim)))
+            nn.init.zeros_(conv.bias)
+
+    @property
+    def num_hidden_states(self):
+        return self.config.num_layers + 1
+
+    def frame_lengths(self, num_samples):
+        """Frames (at the CNN rate) for ``num_samples`` samples (``[B]`` tensor or int)."""
+        return self.feature_extractor.output_lengths(num_samples)
+
+    def extract_features(self, wav, wav_lens=None):
+        """CNN features. Returns (features after LayerNorm ``[B, T, C]``,
+        frame_mask ``[B, T]``, feature_penalty)."""
+        if wav.dim() != 2:
+            raise ValueError(f"expected waveforms [batch, samples], got shape {tuple(wav.shape)}")
+        features = self.feature_extractor(wav)
+        features = scale_gradient(features, self.config.feature_grad_mult if self.training else 1.0)
+        feature_penalty = features.float().pow(2).mean()
+        batch, frames = features.shape[:2]
+        if wav_lens is None:
+            frame_mask = torch.ones(batch, frames, dtype=torch.bool, device=wav.device)
+        else:
+            samples = torch.round(wav_lens.to(wav.device).float() * wav.shape[1]).long()
+            frame_mask = frame_mask_from_lengths(
+                self.frame_lengths(samples).clamp(min=0, max=frames), frames)
+        return self.layer_norm(features), frame_mask, feature_penalty
+
+    def project(self, features):
+        """Normalised CNN features ``[B, T, C]`` -> encoder input ``[B, T, D]``."""
+        if hasattr(self, "feature_projection"):
+            features = self.feature_projection(features)
+        return self.feature_dropout(features)
+
+    def forward(self, wav, wav_lens=None, time_mask=None, span_mask=None):
+        """As ``Wav2Vec2Backbone.forward``; masking happens at the CNN frame
+        rate, before the squeeze. Returns a ``BackboneOutput``."""
+        features, frame_mask, penalty = self.extract_features(wav, wav_lens)
+        if span_mask is not None:
+            time_mask = compute_span_mask(frame_mask.sum(dim=1), features.shape[1], *span_mask)
+        x = self.project(features)
+        if time_mask is not None:
+            x = torch.where(time_mask[..., None], self.masked_spec_embed.to(x.dtype), x)
+        squeezed, squeezed_mask, upsampled = self.encoder(x, frame_mask)
+        frames, factor = x.shape[1], self.config.squeeze_factor
+        states = [repeat_frames(s, factor, frames) for s in squeezed[:-1]] + [upsampled]
+        return BackboneOutput(features, states, frame_mask, penalty, time_mask,
+                              extra={"squeezed_hidden_states": squeezed,
+                                     "squeezed_frame_mask": squeezed_mask})
+
+
+class SEWDBackbone(SEWBackbone):
+    """SEW-D network without pre-training heads (disentangled attention)."""
+
+    config_class = SEWDConfig
+
+    @staticmethod
+    def _build_encoder(config):
+        return SqueezedDisentangledEncoder(
+            dim=config.dim, num_layers=config.num_layers, num_heads=config.num_heads,
+            ffn_dim=config.ffn_dim, dropout=config.dropout,
+            attention_dropout=config.attention_dropout, layerdrop=config.layerdrop,
+            pos_conv_kernel=config.pos_conv_kernel, pos_conv_groups=config.pos_conv_groups,
+            squeeze_factor=config.squeeze_factor, position_buckets=config.position_buckets,
+            max_relative_positions=config.max_relative_positions,
+            layer_norm_eps=config.layer_norm_eps)
