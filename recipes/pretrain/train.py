@@ -21,7 +21,6 @@ from pathlib import Path
 
 import speechbrain as sb
 import torch
-import yaml
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.dataio.sampler import DynamicBatchSampler
@@ -29,13 +28,13 @@ from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from data_prep.common import DATA_ROOT_KEY, DataPreparationError
 from data_prep.length_splits import csv_name, prepare_length_splits, read_piece
+from speechbrain_ext.recipe_cli import parse_arguments, resolve_path
 from speechbrain_ext.schedules import set_learning_rate
-from speechbrain_ext.training import (AudioCounter, BackboneSaver, MinimumBatchSizeSampler,
+from speechbrain_ext.training import (BackboneSaver, MinimumBatchSizeSampler,
                                      crop_to_shortest, unwrap, world_size)
 
 logger = logging.getLogger(__name__)
 RECIPE_DIR = Path(__file__).resolve().parent
-REPO_ROOT = RECIPE_DIR.parents[1]
 SAMPLE_RATE = 16000
 
 
@@ -106,54 +105,6 @@ class PretrainBrain(sb.core.Brain):
                 min_keys=["loss"], num_to_keep=self.hparams.checkpoints_to_keep)
 
 
-def resolve_path(path):
-    """Absolute ``path`` as given, or relative to the current folder, to this
-    recipe's folder, or to the repository root (first that exists)."""
-    path = Path(path)
-    if path.is_absolute() or path.exists():
-        return path
-    for base in (RECIPE_DIR, REPO_ROOT):
-        if (base / path).exists():
-            return base / path
-    return path
-
-
-def parse_arguments(argv):
-    """SpeechBrain's parser, plus ``--overrides_file FILE`` (a YAML of
-    overrides, e.g. the micro scale) and path resolution."""
-    overrides_files = []
-    rest = []
-    args = iter(argv)
-    for arg in args:
-        if arg == "--overrides_file":
-            overrides_files.append(next(args, None))
-        elif arg.startswith("--overrides_file="):
-            overrides_files.append(arg.split("=", 1)[1])
-        else:
-            rest.append(arg)
-    if rest and not rest[0].startswith("-"):
-        rest[0] = str(resolve_path(rest[0]))
-    hparams_file, run_opts, overrides = sb.parse_arguments(rest)
-    merged = {}
-    for name in overrides_files:
-        path = resolve_path(name) if name is not None else None
-        if path is None or not path.is_file():
-            raise FileNotFoundError(f"--overrides_file: no such file {name!r}")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ValueError(f"malformed override in {name}: {err}") from err
-        if not isinstance(values, dict):
-            raise ValueError(f"overrides in {name} must be 'key: value' pairs, got {values!r}")
-        merged.update(values)
-    try:
-        cli = yaml.safe_load(overrides) if overrides else {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"malformed command-line override: {err}") from err
-    merged.update(cli or {})
-    return hparams_file, run_opts, merged
-
-
 def check_split(csv_path, hparams, model):
     """Fail before training on a split the objective cannot use."""
     if not Path(csv_path).is_file():
@@ -197,11 +148,12 @@ def dataio_prep(hparams):
 
 
 def main(argv=None):
-    hparams_file, run_opts, overrides = parse_arguments(sys.argv[1:] if argv is None else argv)
+    hparams_file, run_opts, overrides = parse_arguments(sys.argv[1:] if argv is None else argv,
+                                                        RECIPE_DIR)
     sb.utils.distributed.ddp_init_group(run_opts)
     with open(hparams_file) as f:
         hparams = load_hyperpyyaml(f, overrides)
-    hparams["data_folder"] = str(resolve_path(hparams["data_folder"]))
+    hparams["data_folder"] = str(resolve_path(hparams["data_folder"], [RECIPE_DIR]))
     if not Path(hparams["data_folder"]).is_dir():
         raise DataPreparationError(f"data_folder {hparams['data_folder']} does not exist "
                                    "(expected the LibriSpeech folder holding the train splits)")

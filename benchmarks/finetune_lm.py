@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Micro-scale CTC fine-tuning of a pre-trained checkpoint (by default the
+`make demo` one) and of a random initialisation of the same shape, side by
+side: CTC loss (per utterance, the batch of the first and of the last logged
+update), greedy WER / CER and WER / CER with the n-gram LM (weight and word
+insertion tuned on dev-clean, applied to test-clean), and the out-of-vocabulary
+rate of each split against the lexicon (the training transcripts' words).
+
+    python benchmarks/finetune_lm.py [CHECKPOINT] [--setting ls100] [--data data/mini] \\
+        [-- --max_updates=300 ...]
+
+Each run is ``recipes/finetune/train.py hparams/<setting>.yaml --overrides_file
+overrides/micro.yaml`` (arguments after ``--`` are passed on); results go to
+``<out>/{pretrained,random}/wer.json`` (``--out``, default results/runs/finetune_lm).
+"""
+import argparse
+import csv
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def epoch_losses(train_log):
+    """``(train, dev)`` CTC losses per utterance of every epoch line
+    (``epoch: N, ... - train loss: X - valid loss: Y``), in order: the train
+    loss averaged over the epoch's batches."""
+    return [(float(t), float(v)) for t, v in re.findall(
+        r"^epoch: \d+.* - train loss: ([0-9.e+-]+) - valid loss: ([0-9.e+-]+)",
+        Path(train_log).read_text(), flags=re.M)]
+
+
+def oov_rates(prep_folder, train_csv_name, splits):
+    """Percent of running words of each split missing from the training words."""
+    def words(name):
+        with open(Path(prep_folder) / f"{name}.csv") as handle:
+            return [w for row in csv.DictReader(handle) for w in row["wrd"].split()]
+    lexicon = set(words(train_csv_name))
+    return {s: 100.0 * sum(w not in lexicon for w in words(s)) / max(1, len(words(s))) for s in splits}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint", nargs="?", default="results/runs/demo_nc_5s/save",
+                        help="pre-trained backbone (our checkpoint folder, HF folder, fairseq .pt)")
+    parser.add_argument("--setting", default="ls100", help="recipes/finetune/hparams/<setting>.yaml")
+    parser.add_argument("--data", default="data/mini", help="folder holding LibriSpeech/ (and librispeech_finetuning/)")
+    parser.add_argument("--out", default="results/runs/finetune_lm")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--reuse", action="store_true", help="keep a row whose wer.json exists")
+    parser.add_argument("extra", nargs="*", help="more recipe overrides, after --")
+    args = parser.parse_args(argv)
+    rows = {}
+    for label, pretrained in (("pretrained", args.checkpoint), ("random", "null")):
+        out = (REPO / args.out / label).resolve()
+        start = time.time()
+        if not (args.reuse and (out / "wer.json").is_file()):
+            subprocess.run([sys.executable, str(REPO / "recipes/finetune/train.py"),
+                            f"hparams/{args.setting}.yaml", "--overrides_file", "overrides/micro.yaml",
+                            f"--pretrained={pretrained}", f"--data_folder={args.data}/LibriSpeech",
+                            f"--librilight_folder={args.data}/librispeech_finetuning",
+                            f"--output_folder={out}", f"--device={args.device}", *args.extra],
+                           check=True, cwd=REPO)
+        losses = epoch_losses(out / "train_log.txt")
+        results = json.loads((out / "wer.json").read_text())
+        train_csv = next(p.stem for p in (out / "prep").glob("*.csv")
+                         if p.stem not in results and p.stem not in ("dev-other", "test-other"))
+        minutes = (time.time() - start) / 60 if (out / "wer.json").stat().st_mtime > start else float("nan")
+        rows[label] = {"minutes": minutes, "train_loss": (losses[0][0], losses[-1][0]),
+                       "dev_loss": (losses[0][1], losses[-1][1]),
+                       "oov": oov_rates(out / "prep", train_csv, [s for s in results if "-" in s]),
+                       **results}
+    splits = [s for s, v in rows["random"].items() if isinstance(v, dict) and "greedy" in v]
+    print(f"\nmicro CTC fine-tuning ({args.setting}), pre-trained = {args.checkpoint}; CTC loss per "
+          "utterance first -> last epoch; WER / CER in % of the best dev checkpoint (update)")
+    header = f"{'init':10} {'minutes':>7} {'train loss':>13} {'dev loss':>13} {'update':>6}"
+    for split in splits:
+        header += f" | {split + ' greedy':>18} {split + ' LM':>15}"
+    print(header + " | LM weight, word score (tuned on " + rows["random"]["tuned"]["split"] + ")")
+    for label, r in rows.items():
+        line = (f"{label:10} {r['minutes']:7.1f} {r['train_loss'][0]:6.0f}->{r['train_loss'][1]:5.0f} "
+                f"{r['dev_loss'][0]:6.0f}->{r['dev_loss'][1]:5.0f} {r['updates']:6d}")
+        for split in splits:
+            greedy, lm = r[split]["greedy"], r[split].get("lm", {"WER": float("nan"), "CER": float("nan")})
+            line += f" | {greedy['WER']:8.1f} / {greedy['CER']:6.1f}  {lm['WER']:6.1f} / {lm['CER']:5.1f}"
+        tuned = r["tuned"] or {}
+        print(line + f" | {tuned.get('lm_weight')}, {tuned.get('word_score')}")
+    print("OOV rate of the lexicon (training words): "
+          + ", ".join(f"{s} {v:.1f} %" for s, v in rows["random"]["oov"].items()))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
