@@ -6,7 +6,10 @@
   (``--device``, ``--precision``, ...) and ``--key=value`` overrides;
 * ``--overrides_file FILE`` (repeatable): a YAML file of ``key: value``
   overrides, e.g. ``overrides/micro.yaml``, the micro scale; command-line
-  overrides win over files, later files over earlier ones;
+  overrides win over files, later files over earlier ones; nested mappings
+  are merged key by key, as HyperPyYAML merges overrides into the YAML
+  (``--backbone_config="{dim: 256}"`` after a file that sets
+  ``backbone_config`` changes only ``dim``);
 * paths (the hparams file, override files, ``path_keys`` values) are found
   as given, else relative to the recipe's folder, else to the repository
   root, so a recipe runs from the repository root and from its own folder.
@@ -42,6 +45,21 @@ def resolve_path(path, bases=()):
         if (Path(base) / path).exists():
             return Path(base) / path
     return path
+
+
+def merge_overrides(base, new):
+    """``base`` updated with ``new``, nested mappings merged recursively.
+
+    >>> merge_overrides({"a": {"x": 1, "y": 2}, "b": 1}, {"a": {"y": 3}})
+    {'a': {'x': 1, 'y': 3}, 'b': 1}
+    """
+    merged = dict(base)
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_overrides(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def yaml_keys(hparams_file):
@@ -91,11 +109,14 @@ def parse_arguments(argv, recipe_dir, skip_unknown_file_keys=False, path_keys=()
         if skip_unknown_file_keys:
             known = yaml_keys(hparams_file)
             values = {k: v for k, v in values.items() if k in known}
-        overrides.update(values)
+        overrides = merge_overrides(overrides, values)
     try:
-        overrides.update((yaml.safe_load(cli) if cli else None) or {})
+        cli_values = (yaml.safe_load(cli) if cli else None) or {}
     except yaml.YAMLError as err:
         raise ValueError(f"malformed command-line override: {err}") from err
+    if not isinstance(cli_values, dict):
+        raise ValueError(f"malformed command-line override: expected --key=value, got {cli!r}")
+    overrides = merge_overrides(overrides, cli_values)
     for key in path_keys:
         if isinstance(overrides.get(key), str):
             overrides[key] = str(resolve_path(overrides[key], [recipe_dir]))

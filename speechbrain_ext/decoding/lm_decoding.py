@@ -39,10 +39,9 @@ import logging
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from ..vocabulary import FAIRSEQ_WORD_SEPARATOR, LetterVocabulary, VocabularyError
+from ..vocabulary import FAIRSEQ_WORD_SEPARATOR, VocabularyError
 
 logger = logging.getLogger(__name__)
 UNK_WORD = "<unk>"

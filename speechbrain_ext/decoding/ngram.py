@@ -37,7 +37,7 @@ ngram 2=5
 """
 import argparse
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"

@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""Mandarin ASR on Common Voice zh-CN on a frozen or fine-tuned backbone:
+2-layer BiLSTM, character CTC, greedy decoding, CER (paper 001's SUPERB
+"ASR-zh").
+
+    python recipes/downstream/asr_zh/train.py hparams/asr_zh.yaml --backbone CKPT \\
+        --data_folder /data/cv-corpus-7.0/zh-CN [--freeze False]
+    python recipes/downstream/asr_zh/train.py hparams/asr_zh.yaml \\
+        --overrides_file ../overrides/micro.yaml --overrides_file ../overrides/micro_ctc.yaml
+"""
+import sys
+from pathlib import Path
+
+from speechbrain.utils.distributed import run_on_main
+
+from data_prep.common_voice import prepare_common_voice
+from speechbrain_ext.downstream.ctc import run_ctc_task
+from speechbrain_ext.downstream.recipe import load_recipe, require_folder
+
+RECIPE_DIR = Path(__file__).resolve().parent
+
+
+def main(argv):
+    hparams, run_opts = load_recipe(argv, RECIPE_DIR)
+    require_folder(hparams["data_folder"], "the Common Voice language folder holding clips/, "
+                                           "train.tsv ...")
+    splits = {s: hparams[f"{s}_split"] for s in ("train", "valid", "test")}
+    run_on_main(prepare_common_voice, kwargs={
+        "data_folder": hparams["data_folder"], "save_folder": hparams["prep_folder"],
+        "splits": list(splits.values()), "sample_rate": hparams["sample_rate"],
+        "skip_prep": hparams["skip_prep"]})
+    csv_files = {s: Path(hparams["prep_folder"]) / f"{name}.csv" for s, name in splits.items()}
+    command = (f"python -m data_prep.common_voice --data_folder {hparams['data_folder']} "
+               f"--save_folder {hparams['prep_folder']} --sample_rate {hparams['sample_rate']}")
+    return run_ctc_task(hparams, run_opts, csv_files, command)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
