@@ -295,3 +295,24 @@ def test_run_suite_commands(tmp_path):
     cmd = suite.command(args, "sid", True, [])
     assert cmd[cmd.index("--random_init") + 1] == "True"
     assert cmd[cmd.index("--label") + 1] == "random:CKPT" and "--feature_cache" not in cmd
+
+
+UNFROZEN_RUNS = {
+    "er": ("er", "er.yaml", "--folds", "[1]", "--max_train_items_per_label", "1",
+           "--max_eval_items", "4", "--max_seconds", "2"),
+    "sid": ("sid", "sid.yaml", "--num_classes", "24", "--max_train_items_per_label", "1",
+            "--max_eval_items", "4", "--max_seconds", "1"),
+    "asv": ("asv", "asv.yaml", "--num_classes", "18", "--max_train_items_per_label", "1",
+            "--max_eval_items", "4", "--max_test_items_per_speaker", "2", "--max_seconds", "1"),
+    "ic": ("ic", "ic.yaml", "--max_train_items_per_label", "1", "--max_eval_items", "4"),
+}
+
+
+@pytest.mark.parametrize("task", sorted(UNFROZEN_RUNS))
+def test_unfrozen_end_to_end(run_task, micro_backbone, task):
+    """Every utterance-level task also fine-tunes the backbone (CNN frozen)."""
+    brain, results = run_task(*UNFROZEN_RUNS[task], "--freeze", "False")
+    record = last_record(results, task=task, frozen=False)
+    assert record["split"] == "test" and record["steps"] == brain.optimizer_step > 0
+    assert sorted(brain.optimizers_dict) == ["head", "upstream"]
+    assert backbone_changes(brain, micro_backbone) == (False, True)
