@@ -30,3 +30,15 @@ def mini_corpus(mini_root):
     corpora = only.split(",") if only else None
     stats = generate(mini_root, seed=0, size="mini", corpora=corpora, log=lambda *a: None)
     return mini_root, stats
+
+
+def load_recipe_script(path, name):
+    """Import a recipe's ``train.py`` under a unique module ``name``: every
+    recipe's script is called ``train``, so a plain ``import train`` would
+    return whichever recipe another test imported first."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,12 +1,12 @@
 """CTC fine-tuning model: parity with HF Wav2Vec2ForCTC, freezing schedule,
 vocabulary checks, and a tiny end-to-end run of the recipe."""
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import load_recipe_script
 from speechbrain_ext.backbone import save_backbone
 from speechbrain_ext.convert import ours_to_hf_config
 from speechbrain_ext.finetune import CTCFineTuneModel, check_vocabulary
@@ -71,11 +71,8 @@ def test_vocabulary_size_errors():
 def test_recipe_end_to_end_tiny(mini_root, tmp_path):
     """A few updates of the recipe on a handful of synthetic utterances:
     it trains, checkpoints, builds an LM, decodes greedy and with the LM."""
-    sys.path.insert(0, str(REPO / "recipes" / "finetune"))
-    try:
-        import train as finetune_recipe
-    finally:
-        sys.path.pop(0)
+    finetune_recipe = load_recipe_script(REPO / "recipes" / "finetune" / "train.py",
+                                         "finetune_recipe_train")
     config = Wav2Vec2Config.micro(extractor_mode="layer_norm")
     pretrained = save_backbone(Wav2Vec2Backbone(config), tmp_path / "backbone.ckpt")
     out = tmp_path / "run"
@@ -112,11 +109,8 @@ def test_best_checkpoint_breaks_wer_ties_by_cer():
     and evaluated is then the one of lowest CER, not the first one."""
     from types import SimpleNamespace
 
-    sys.path.insert(0, str(REPO / "recipes" / "finetune"))
-    try:
-        import train as finetune_recipe
-    finally:
-        sys.path.pop(0)
+    finetune_recipe = load_recipe_script(REPO / "recipes" / "finetune" / "train.py",
+                                         "finetune_recipe_train")
     metas = [{"WER": 100.0, "CER": 100.0, "update": 66}, {"WER": 100.0, "CER": 71.0, "update": 132},
              {"WER": 100.0, "CER": 80.0, "update": 198}, {"unixtime": 0.0}]
     best = max((SimpleNamespace(meta=m) for m in metas), key=finetune_recipe.lowest_error)

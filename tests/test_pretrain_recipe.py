@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import load_recipe_script
 from speechbrain_ext import load_backbone
 from speechbrain_ext.convert import CheckpointError
 
@@ -116,8 +117,7 @@ def test_sequentially_combined_starts_from_the_w2v2_checkpoint(w2v2_run, tmp_pat
 
 def test_wrong_architecture_checkpoint_is_refused(w2v2_run, tmp_path):
     out, _ = w2v2_run
-    sys.path.insert(0, str(RECIPE))
-    import train
+    train = load_recipe_script(RECIPE / "train.py", "pretrain_recipe_train")
 
     args = recipe_args("seq_5s.yaml", tmp_path / "bad", f"--init_from={out / 'save'}")
     args[3] = args[3].replace("dim: 32", "dim: 48")
@@ -126,8 +126,7 @@ def test_wrong_architecture_checkpoint_is_refused(w2v2_run, tmp_path):
 
 
 def test_bad_configurations_fail_before_training(tmp_path):
-    sys.path.insert(0, str(RECIPE))
-    import train
+    train = load_recipe_script(RECIPE / "train.py", "pretrain_recipe_train")
     from data_prep.common import DataPreparationError
 
     with pytest.raises(ValueError, match="min_batch_size"):  # B < 2 for the merging loss
