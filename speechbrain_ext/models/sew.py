@@ -38,7 +38,6 @@ Example
 >>> wfe_c_layers(64)[:3]  # (channels, kernel, stride)
 [(64, 10, 5), (128, 3, 2), (128, 1, 1)]
 """
-import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import List
 
@@ -50,7 +49,7 @@ from ..masking import compute_span_mask
 from .disentangled_attention import DisentangledTransformer
 from .feature_extractor import ConvFeatureExtractor
 from .transformer import ConvPositionalEmbedding, TransformerEncoder
-from .wav2vec2 import BackboneOutput, frame_mask_from_lengths, scale_gradient
+from .wav2vec2 import BackboneOutput, cnn_features, init_positional_conv
 
 
 def wfe_c_layers(channels=64, pointwise=True):
@@ -288,11 +287,7 @@ class SEWBackbone(nn.Module):
                 nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        conv = self.encoder.pos_conv_embed.conv
-        kernel, dim = conv.kernel_size[0], self.config.dim
-        with torch.no_grad():
-            conv.weight = torch.empty_like(conv.weight).normal_(0.0, math.sqrt(4.0 / (kernel * dim)))
-            nn.init.zeros_(conv.bias)
+        init_positional_conv(self.encoder.pos_conv_embed.conv, self.config.dim)
 
     @property
     def num_hidden_states(self):
@@ -305,18 +300,7 @@ class SEWBackbone(nn.Module):
     def extract_features(self, wav, wav_lens=None):
         """CNN features. Returns (features after LayerNorm ``[B, T, C]``,
         frame_mask ``[B, T]``, feature_penalty)."""
-        if wav.dim() != 2:
-            raise ValueError(f"expected waveforms [batch, samples], got shape {tuple(wav.shape)}")
-        features = self.feature_extractor(wav)
-        features = scale_gradient(features, self.config.feature_grad_mult if self.training else 1.0)
-        feature_penalty = features.float().pow(2).mean()
-        batch, frames = features.shape[:2]
-        if wav_lens is None:
-            frame_mask = torch.ones(batch, frames, dtype=torch.bool, device=wav.device)
-        else:
-            samples = torch.round(wav_lens.to(wav.device).float() * wav.shape[1]).long()
-            frame_mask = frame_mask_from_lengths(
-                self.frame_lengths(samples).clamp(min=0, max=frames), frames)
+        features, frame_mask, feature_penalty = cnn_features(self, wav, wav_lens)
         return self.layer_norm(features), frame_mask, feature_penalty
 
     def project(self, features):

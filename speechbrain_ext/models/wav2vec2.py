@@ -111,6 +111,36 @@ def scale_gradient(x, scale):
     return x * scale + x.detach() * (1.0 - scale)
 
 
+def init_positional_conv(conv, dim):
+    """fairseq's init of the (weight-normed) positional convolution:
+    normal with std sqrt(4 / (kernel * dim)), zero bias."""
+    with torch.no_grad():
+        weight = torch.empty_like(conv.weight).normal_(0.0, math.sqrt(4.0 / (conv.kernel_size[0] * dim)))
+        conv.weight = weight  # weight-norm parametrization: sets g and v from weight
+        nn.init.zeros_(conv.bias)
+
+
+def cnn_features(backbone, wav, wav_lens=None):
+    """The CNN part shared by wav2vec2, SEW and SEW-D: waveforms ``[B, S]``
+    -> (features ``[B, T, C]`` before their LayerNorm, frame_mask ``[B, T]``,
+    feature_penalty), with fairseq's gradient scaling of the CNN in training.
+    ``backbone`` has ``feature_extractor``, ``config.feature_grad_mult`` and
+    ``frame_lengths``."""
+    if wav.dim() != 2:
+        raise ValueError(f"expected waveforms [batch, samples], got shape {tuple(wav.shape)}")
+    features = backbone.feature_extractor(wav)
+    features = scale_gradient(features, backbone.config.feature_grad_mult if backbone.training else 1.0)
+    feature_penalty = features.float().pow(2).mean()
+    batch, frames = features.shape[:2]
+    if wav_lens is None:
+        frame_mask = torch.ones(batch, frames, dtype=torch.bool, device=wav.device)
+    else:
+        samples = torch.round(wav_lens.to(wav.device).float() * wav.shape[1]).long()
+        frame_mask = frame_mask_from_lengths(
+            backbone.frame_lengths(samples).clamp(min=0, max=frames), frames)
+    return features, frame_mask, feature_penalty
+
+
 class FeatureProjection(nn.Module):
     """LayerNorm over CNN channels, then Linear to the model width."""
 
@@ -165,12 +195,7 @@ class Wav2Vec2Backbone(nn.Module):
             if isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, mean=0.0, std=0.02)
                 nn.init.zeros_(module.bias)
-        conv = self.encoder.pos_conv_embed.conv
-        kernel, dim = conv.kernel_size[0], self.config.dim
-        with torch.no_grad():
-            weight = torch.empty_like(conv.weight).normal_(0.0, math.sqrt(4.0 / (kernel * dim)))
-            conv.weight = weight  # weight-norm parametrization: sets g and v from weight
-            nn.init.zeros_(conv.bias)
+        init_positional_conv(self.encoder.pos_conv_embed.conv, self.config.dim)
 
     @property
     def num_hidden_states(self):
@@ -183,20 +208,8 @@ class Wav2Vec2Backbone(nn.Module):
     def extract_features(self, wav, wav_lens=None):
         """CNN features. Returns (features after LayerNorm ``[B, T, C]``,
         frame_mask ``[B, T]``, feature_penalty)."""
-        if wav.dim() != 2:
-            raise ValueError(f"expected waveforms [batch, samples], got shape {tuple(wav.shape)}")
-        features = self.feature_extractor(wav)
-        features = scale_gradient(features, self.config.feature_grad_mult if self.training else 1.0)
-        feature_penalty = features.float().pow(2).mean()
-        batch, frames = features.shape[:2]
-        if wav_lens is None:
-            frame_mask = torch.ones(batch, frames, dtype=torch.bool, device=wav.device)
-        else:
-            samples = torch.round(wav_lens.to(wav.device).float() * wav.shape[1]).long()
-            frame_mask = frame_mask_from_lengths(
-                self.frame_lengths(samples).clamp(min=0, max=frames), frames)
-        features = self.feature_projection.layer_norm(features)
-        return features, frame_mask, feature_penalty
+        features, frame_mask, feature_penalty = cnn_features(self, wav, wav_lens)
+        return self.feature_projection.layer_norm(features), frame_mask, feature_penalty
 
     def project(self, features):
         """Normalised CNN features ``[B, T, C]`` -> encoder input ``[B, T, D]``."""

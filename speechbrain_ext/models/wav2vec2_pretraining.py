@@ -25,7 +25,6 @@ Example
 ['accuracy', 'loss', 'prob_perplexity']
 >>> out["loss"].backward()
 """
-import torch
 from torch import nn
 
 from ..backbone import build_backbone
