@@ -34,7 +34,22 @@ APOSTROPHE = "'"
 
 
 class VocabularyError(ValueError):
-    """A transcript or model output that does not fit the vocabulary."""
+    """A transcript or model output that does not fit the vocabulary (or a
+    vocabulary that does not fit a checkpoint or a resumed run)."""
+
+
+def collapse_repeats(ids):
+    """``[a, a, b, b, a]`` -> ``[a, b, a]`` (CTC's merge step), as ints.
+
+    >>> collapse_repeats([3, 3, 0, 3, 1, 1])
+    [3, 0, 3, 1]
+    """
+    out = []
+    for i in ids:
+        i = int(i)
+        if not out or out[-1] != i:
+            out.append(i)
+    return out
 
 
 class LetterVocabulary:
@@ -124,13 +139,7 @@ class LetterVocabulary:
 
         Leading/trailing/doubled spaces are kept; :meth:`to_words` cleans them.
         """
-        collapsed, previous = [], None
-        for i in ids:
-            i = int(i)
-            if i != previous:
-                collapsed.append(i)
-            previous = i
-        return self.decode(collapsed)
+        return self.decode(collapse_repeats(ids))
 
     @staticmethod
     def to_words(text):

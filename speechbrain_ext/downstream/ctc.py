@@ -47,7 +47,7 @@ from torch import nn
 
 from data_prep.common import read_csv
 
-from ..vocabulary import BLANK, LetterVocabulary
+from ..vocabulary import BLANK, LetterVocabulary, VocabularyError, collapse_repeats
 from .brain import DownstreamBrain
 from .recipe import audio_dataset, require_manifest
 
@@ -59,11 +59,6 @@ VOCABULARY_KINDS = ("letters", "phonemes", "characters", "slot_characters")
 SPACE = " "
 SLOT_TAG = re.compile(r"^</?[A-Za-z0-9_]+>$")
 _TAG_SPLIT = re.compile(r"(</?[A-Za-z0-9_]+>)")
-
-
-class VocabularyError(ValueError):
-    """A transcript that does not fit the task's vocabulary (or a vocabulary
-    that does not fit a checkpoint)."""
 
 
 def text_to_units(text, kind):
@@ -252,16 +247,6 @@ class CTCVocabulary:
             raise VocabularyError(f"{path}: the saved vocabulary ({len(saved)} tokens) differs "
                                   f"from the one built now ({len(self)} tokens); the checkpoint in "
                                   "this output folder was trained on other transcripts")
-
-
-def collapse_repeats(ids):
-    """``[a, a, b, b, a]`` -> ``[a, b, a]`` (CTC's merge step)."""
-    out = []
-    for i in ids:
-        i = int(i)
-        if not out or out[-1] != i:
-            out.append(i)
-    return out
 
 
 def greedy_ctc_decode(log_probs, frame_lengths, blank_index=0):
