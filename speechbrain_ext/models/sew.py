@@ -38,7 +38,7 @@ Example
 >>> wfe_c_layers(64)[:3]  # (channels, kernel, stride)
 [(64, 10, 5), (128, 3, 2), (128, 1, 1)]
 """
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import List
 
 import torch
@@ -49,7 +49,7 @@ from ..masking import compute_span_mask
 from .disentangled_attention import DisentangledTransformer
 from .feature_extractor import ConvFeatureExtractor
 from .transformer import ConvPositionalEmbedding, TransformerEncoder
-from .wav2vec2 import BackboneOutput, cnn_features, init_positional_conv
+from .wav2vec2 import BackboneOutput, DictConfig, cnn_features, init_positional_conv
 
 
 def wfe_c_layers(channels=64, pointwise=True):
@@ -71,7 +71,7 @@ def wfe_c_layers(channels=64, pointwise=True):
 
 
 @dataclass
-class SEWConfig:
+class SEWConfig(DictConfig):
     """Architecture of a SEW backbone (defaults: WFE-C-c64-11, E768 L12,
     positional conv k31 with squeeze factor 2; asappresearch/sew, paper 002).
     Dropouts are fairseq's wav2vec2-base pre-training values (paper 002 uses
@@ -107,17 +107,6 @@ class SEWConfig:
         base = dict(conv_layers=wfe_c_layers(8), dim=64, num_layers=2, num_heads=4, ffn_dim=128,
                     pos_conv_kernel=15, pos_conv_groups=4, layerdrop=0.0)
         return cls(**{**base, **overrides})
-
-    def to_dict(self):
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values):
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} keys {unknown}; expected some of {sorted(known)}")
-        return cls(**values)
 
 
 @dataclass

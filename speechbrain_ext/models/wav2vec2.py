@@ -29,8 +29,25 @@ from .feature_extractor import WAV2VEC2_CONV_LAYERS, ConvFeatureExtractor
 from .transformer import TransformerEncoder
 
 
+class DictConfig:
+    """``to_dict`` / ``from_dict`` of a backbone config dataclass (the form
+    saved in checkpoints and written in YAMLs); an unknown key is an error
+    naming it."""
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys {unknown}; expected some of {sorted(known)}")
+        return cls(**values)
+
+
 @dataclass
-class Wav2Vec2Config:
+class Wav2Vec2Config(DictConfig):
     """Architecture of a wav2vec2 backbone (defaults: wav2vec2-base, fairseq)."""
 
     conv_layers: List[tuple] = field(default_factory=lambda: list(WAV2VEC2_CONV_LAYERS))
@@ -61,17 +78,6 @@ class Wav2Vec2Config:
                     dim=64, num_layers=2, num_heads=4, ffn_dim=128, pos_conv_kernel=16,
                     pos_conv_groups=4, layerdrop=0.0)
         return cls(**{**base, **overrides})
-
-    def to_dict(self):
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values):
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown wav2vec2 config keys {unknown}; expected some of {sorted(known)}")
-        return cls(**values)
 
 
 @dataclass
