@@ -475,7 +475,8 @@ def ctc_datasets(hparams, csv_files, text_column):
     error listing every utterance with an unknown unit) and the vocabulary is
     compared with the one saved by the run being resumed. Each dataset
     provides ``id``, ``sig``, ``text`` and ``tokens``; ``max_train_items`` /
-    ``max_eval_items`` keep the shortest utterances (micro scale).
+    ``max_eval_items`` keep every k-th utterance (micro scale; see
+    ``recipe.audio_dataset``).
     """
     datasets = {}
     for split in SPLITS:

@@ -203,3 +203,44 @@ def balanced_sampler(dataset, key, seed):
     weights = [1.0 / counts[label] for label in labels]
     return ReproducibleWeightedRandomSampler(weights, num_samples=len(labels), replacement=True,
                                              seed=seed)
+
+
+def prepare_command(module, hparams, *extra):
+    """The command line that prepares a task's manifests (errors name it):
+    ``python -m data_prep.<module> --data_folder .. --save_folder .. [extra]``."""
+    return " ".join([f"python -m data_prep.{module} --data_folder {hparams['data_folder']} "
+                     f"--save_folder {hparams['prep_folder']}", *extra])
+
+
+def manifest_datasets(csv_paths, hparams, keys, prepare):
+    """``{split: audio_dataset}`` of ``csv_paths`` (``{split: manifest}``),
+    with the YAML's micro-scale subsets (``subset_options``); a manifest that
+    was not prepared is an error naming ``prepare`` (a command line)."""
+    datasets = {}
+    for split, csv_path in csv_paths.items():
+        require_manifest(csv_path, prepare)
+        datasets[split] = audio_dataset(csv_path, hparams["data_folder"], keys,
+                                        **subset_options(hparams, split))
+    return datasets
+
+
+def encode_labels(datasets, key, expected, save_path):
+    """Fit ``label_encoder`` on the training split (saved to ``save_path``)
+    and add ``<key>_encoded`` to every dataset; returns the encoder."""
+    encoder = label_encoder(datasets, key, expected=expected, save_path=save_path)
+    for dataset in datasets.values():
+        encode_label(dataset, encoder, key)
+    return encoder
+
+
+def fit_brain(brain, hparams, datasets, train_sampler=None):
+    """``brain.fit`` on ``datasets`` train / valid with the YAML's
+    ``batch_size``, ``eval_batch_size`` and ``num_workers`` (training
+    shuffled, or drawn by ``train_sampler``); returns the evaluation loader
+    arguments (for ``evaluate_best``)."""
+    eval_kwargs = {"batch_size": hparams["eval_batch_size"], "num_workers": hparams["num_workers"]}
+    train_kwargs = {**eval_kwargs, "batch_size": hparams["batch_size"]}
+    train_kwargs.update({"shuffle": True} if train_sampler is None else {"sampler": train_sampler})
+    brain.fit(hparams["epoch_counter"], datasets["train"], datasets["valid"],
+              train_loader_kwargs=train_kwargs, valid_loader_kwargs=eval_kwargs)
+    return eval_kwargs

@@ -15,7 +15,7 @@ from speechbrain.utils.distributed import run_on_main
 
 from data_prep.common_voice import prepare_common_voice
 from speechbrain_ext.downstream.ctc import run_ctc_task
-from speechbrain_ext.downstream.recipe import load_recipe, require_folder
+from speechbrain_ext.downstream.recipe import load_recipe, prepare_command, require_folder
 
 RECIPE_DIR = Path(__file__).resolve().parent
 
@@ -30,8 +30,7 @@ def main(argv):
         "splits": list(splits.values()), "sample_rate": hparams["sample_rate"],
         "skip_prep": hparams["skip_prep"]})
     csv_files = {s: Path(hparams["prep_folder"]) / f"{name}.csv" for s, name in splits.items()}
-    command = (f"python -m data_prep.common_voice --data_folder {hparams['data_folder']} "
-               f"--save_folder {hparams['prep_folder']} --sample_rate {hparams['sample_rate']}")
+    command = prepare_command("common_voice", hparams, "--sample_rate", str(hparams["sample_rate"]))
     return run_ctc_task(hparams, run_opts, csv_files, command)
 
 

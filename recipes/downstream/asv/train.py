@@ -21,9 +21,9 @@ from data_prep.common import DataPreparationError, write_csv
 from data_prep.voxceleb import prepare_voxceleb
 from speechbrain_ext.downstream import ClassificationBrain
 from speechbrain_ext.downstream.metrics import cosine_scores, equal_error_rate
-from speechbrain_ext.downstream.recipe import (audio_dataset, encode_label, label_encoder,
-                                               load_recipe, require_folder, require_manifest,
-                                               subset_options)
+from speechbrain_ext.downstream.recipe import (audio_dataset, encode_labels, fit_brain,
+                                               load_recipe, manifest_datasets, prepare_command,
+                                               require_folder, require_manifest)
 
 logger = logging.getLogger(__name__)
 RECIPE_DIR = Path(__file__).resolve().parent
@@ -94,21 +94,16 @@ def main(argv):
         "data_folder": hparams["data_folder"], "save_folder": hparams["prep_folder"],
         "tasks": ["verification"], "skip_prep": hparams["skip_prep"]})
     prep = Path(hparams["prep_folder"])
-    hint = (f"python -m data_prep.voxceleb --data_folder {hparams['data_folder']} "
-            f"--save_folder {prep}")
+    hint = prepare_command("voxceleb", hparams)
     for name in ("veri_train", "veri_test"):
         require_manifest(prep / f"{name}.csv", hint)
     if not (prep / "veri_trials.csv").is_file():
         raise DataPreparationError(f"trial list {prep / 'veri_trials.csv'} was not prepared; "
                                    f"run\n  {hint}")
     paths = split_train_valid(prep / "veri_train.csv", hparams["output_folder"], hparams["valid_every"])
-    datasets = {split: audio_dataset(path, hparams["data_folder"], ["spk_id"],
-                                     **subset_options(hparams, split))
-                for split, path in paths.items()}
-    encoder = label_encoder(datasets, "spk_id", expected=hparams["num_classes"],
-                            save_path=Path(hparams["save_folder"]) / "label_encoder.txt")
-    for dataset in datasets.values():
-        encode_label(dataset, encoder, "spk_id")
+    datasets = manifest_datasets(paths, hparams, ["spk_id"], hint)
+    encode_labels(datasets, "spk_id", hparams["num_classes"],
+                  Path(hparams["save_folder"]) / "label_encoder.txt")
     # micro scale: the first k utterances of each test speaker (the trials
     # are restricted to pairs of kept utterances)
     test_set = audio_dataset(prep / "veri_test.csv", hparams["data_folder"],
@@ -116,10 +111,7 @@ def main(argv):
                              label_keys=["spk_id"], max_seconds=hparams["max_seconds"])
     brain = VerificationBrain(modules=hparams["modules"], hparams=hparams, run_opts=run_opts,
                               checkpointer=hparams["checkpointer"])
-    loader = {"batch_size": hparams["eval_batch_size"], "num_workers": hparams["num_workers"]}
-    brain.fit(hparams["epoch_counter"], datasets["train"], datasets["valid"],
-              train_loader_kwargs={**loader, "batch_size": hparams["batch_size"], "shuffle": True},
-              valid_loader_kwargs=loader)
+    loader = fit_brain(brain, hparams, datasets)
     brain.eer = brain.verify(test_set, prep / "veri_trials.csv", loader, hparams["max_trials"])
     return brain
 

@@ -20,27 +20,24 @@ from speechbrain.utils.distributed import if_main_process, run_on_main
 from data_prep.iemocap import prepare_iemocap
 from speechbrain_ext.downstream import ClassificationBrain
 from speechbrain_ext.downstream.metrics import average_folds
-from speechbrain_ext.downstream.recipe import (audio_dataset, encode_label, label_encoder,
-                                               load_recipe, require_folder, require_manifest,
-                                               subset_options)
+from speechbrain_ext.downstream.recipe import (encode_labels, fit_brain, load_recipe,
+                                               manifest_datasets, prepare_command, require_folder,
+                                               require_manifest)
 
 logger = logging.getLogger(__name__)
 RECIPE_DIR = Path(__file__).resolve().parent
 SPLITS = ("train", "valid", "test")
 
 
+def manifests(hparams, fold):
+    return {split: Path(hparams["prep_folder"]) / f"fold{fold}_{split}.csv" for split in SPLITS}
+
+
 def dataio_prep(hparams, fold):
-    datasets = {}
-    for split in SPLITS:
-        csv_path = Path(hparams["prep_folder"]) / f"fold{fold}_{split}.csv"
-        require_manifest(csv_path, f"python -m data_prep.iemocap --data_folder "
-                                   f"{hparams['data_folder']} --save_folder {hparams['prep_folder']}")
-        datasets[split] = audio_dataset(csv_path, hparams["data_folder"], ["emotion"],
-                                        **subset_options(hparams, split))
-    encoder = label_encoder(datasets, "emotion", expected=hparams["num_classes"],
-                            save_path=Path(hparams["save_folder"]) / "label_encoder.txt")
-    for dataset in datasets.values():
-        encode_label(dataset, encoder, "emotion")
+    datasets = manifest_datasets(manifests(hparams, fold), hparams, ["emotion"],
+                                 prepare_command("iemocap", hparams))
+    encode_labels(datasets, "emotion", hparams["num_classes"],
+                  Path(hparams["save_folder"]) / "label_encoder.txt")
     return datasets
 
 
@@ -50,11 +47,8 @@ def run_fold(argv, fold):
     datasets = dataio_prep(hparams, fold)
     brain = ClassificationBrain(modules=hparams["modules"], hparams=hparams, run_opts=run_opts,
                                 checkpointer=hparams["checkpointer"])
-    loader = {"batch_size": hparams["eval_batch_size"], "num_workers": hparams["num_workers"]}
-    brain.fit(hparams["epoch_counter"], datasets["train"], datasets["valid"],
-              train_loader_kwargs={**loader, "batch_size": hparams["batch_size"], "shuffle": True},
-              valid_loader_kwargs=loader)
-    stats = brain.evaluate_best(datasets["test"], f"test_fold{fold}", loader)
+    stats = brain.evaluate_best(datasets["test"], f"test_fold{fold}",
+                                fit_brain(brain, hparams, datasets))
     return brain, stats[hparams["metric"]]
 
 
@@ -65,10 +59,8 @@ def main(argv):
         "data_folder": hparams["data_folder"], "save_folder": hparams["prep_folder"],
         "folds": hparams["folds"], "skip_prep": hparams["skip_prep"]})
     for fold in hparams["folds"]:  # fail on any unprepared fold before training one
-        for split in SPLITS:
-            require_manifest(Path(hparams["prep_folder"]) / f"fold{fold}_{split}.csv",
-                             f"python -m data_prep.iemocap --data_folder {hparams['data_folder']} "
-                             f"--save_folder {hparams['prep_folder']}")
+        for csv_path in manifests(hparams, fold).values():
+            require_manifest(csv_path, prepare_command("iemocap", hparams))
     accuracies = {}
     for fold in hparams["folds"]:
         brain, accuracies[fold] = run_fold(argv, fold)

@@ -15,9 +15,8 @@ from speechbrain.utils.distributed import run_on_main
 
 from data_prep.fluent_speech import prepare_fluent_speech
 from speechbrain_ext.downstream import DownstreamBrain
-from speechbrain_ext.downstream.recipe import (audio_dataset, encode_label, label_encoder,
-                                               load_recipe, require_folder, require_manifest,
-                                               subset_options)
+from speechbrain_ext.downstream.recipe import (encode_labels, fit_brain, load_recipe,
+                                               manifest_datasets, prepare_command, require_folder)
 
 RECIPE_DIR = Path(__file__).resolve().parent
 SPLITS = ("train", "valid", "test")
@@ -51,19 +50,11 @@ def dataio_prep(hparams):
     if len(slots) != len(counts) or sum(counts) != hparams["num_classes"]:
         raise ValueError(f"slot_classes {counts} must give one count per slot {slots} and sum "
                          f"to num_classes {hparams['num_classes']}")
-    datasets = {}
-    for split in SPLITS:
-        csv_path = Path(hparams["prep_folder"]) / f"{split}.csv"
-        require_manifest(csv_path, f"python -m data_prep.fluent_speech --data_folder "
-                                   f"{hparams['data_folder']} --save_folder {hparams['prep_folder']}")
-        # per label = per intent (the three slots' values together)
-        datasets[split] = audio_dataset(csv_path, hparams["data_folder"], slots,
-                                        **subset_options(hparams, split))
+    csv_paths = {split: Path(hparams["prep_folder"]) / f"{split}.csv" for split in SPLITS}
+    # per label = per intent (the three slots' values together)
+    datasets = manifest_datasets(csv_paths, hparams, slots, prepare_command("fluent_speech", hparams))
     for slot, count in zip(slots, counts):
-        encoder = label_encoder(datasets, slot, expected=count,
-                                save_path=Path(hparams["save_folder"]) / f"{slot}_encoder.txt")
-        for dataset in datasets.values():
-            encode_label(dataset, encoder, slot)
+        encode_labels(datasets, slot, count, Path(hparams["save_folder"]) / f"{slot}_encoder.txt")
     return datasets
 
 
@@ -76,11 +67,7 @@ def main(argv):
     datasets = dataio_prep(hparams)
     brain = IntentBrain(modules=hparams["modules"], hparams=hparams, run_opts=run_opts,
                         checkpointer=hparams["checkpointer"])
-    loader = {"batch_size": hparams["eval_batch_size"], "num_workers": hparams["num_workers"]}
-    brain.fit(hparams["epoch_counter"], datasets["train"], datasets["valid"],
-              train_loader_kwargs={**loader, "batch_size": hparams["batch_size"], "shuffle": True},
-              valid_loader_kwargs=loader)
-    brain.evaluate_best(datasets["test"], "test", loader)
+    brain.evaluate_best(datasets["test"], "test", fit_brain(brain, hparams, datasets))
     return brain
 
 

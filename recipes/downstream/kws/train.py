@@ -13,9 +13,9 @@ from speechbrain.utils.distributed import run_on_main
 
 from data_prep.speech_commands import prepare_speech_commands
 from speechbrain_ext.downstream import ClassificationBrain
-from speechbrain_ext.downstream.recipe import (audio_dataset, balanced_sampler, encode_label,
-                                               label_encoder, load_recipe, require_folder,
-                                               require_manifest, subset_options)
+from speechbrain_ext.downstream.recipe import (balanced_sampler, encode_labels, fit_brain,
+                                               load_recipe, manifest_datasets, prepare_command,
+                                               require_folder)
 
 RECIPE_DIR = Path(__file__).resolve().parent
 SPLITS = ("train", "valid", "test")
@@ -24,17 +24,11 @@ SPLITS = ("train", "valid", "test")
 def dataio_prep(hparams):
     """Datasets of ``kws{N}_{split}.csv`` with ``sig`` and ``label_encoded``."""
     prefix = f"kws{hparams['num_classes']}"
-    datasets = {}
-    for split in SPLITS:
-        csv_path = Path(hparams["prep_folder"]) / f"{prefix}_{split}.csv"
-        require_manifest(csv_path, f"python -m data_prep.speech_commands --data_folder "
-                                   f"{hparams['data_folder']} --save_folder {hparams['prep_folder']}")
-        datasets[split] = audio_dataset(csv_path, hparams["data_folder"], ["label"],
-                                        **subset_options(hparams, split))
-    encoder = label_encoder(datasets, "label", expected=hparams["num_classes"],
-                            save_path=Path(hparams["save_folder"]) / "label_encoder.txt")
-    for dataset in datasets.values():
-        encode_label(dataset, encoder, "label")
+    csv_paths = {split: Path(hparams["prep_folder"]) / f"{prefix}_{split}.csv" for split in SPLITS}
+    datasets = manifest_datasets(csv_paths, hparams, ["label"],
+                                 prepare_command("speech_commands", hparams))
+    encode_labels(datasets, "label", hparams["num_classes"],
+                  Path(hparams["save_folder"]) / "label_encoder.txt")
     return datasets
 
 
@@ -47,14 +41,9 @@ def main(argv):
     datasets = dataio_prep(hparams)
     brain = ClassificationBrain(modules=hparams["modules"], hparams=hparams, run_opts=run_opts,
                                 checkpointer=hparams["checkpointer"])
-    train_kwargs = {"batch_size": hparams["batch_size"], "num_workers": hparams["num_workers"]}
-    if hparams["class_balanced"]:
-        train_kwargs["sampler"] = balanced_sampler(datasets["train"], "label", hparams["seed"])
-    else:
-        train_kwargs["shuffle"] = True
-    eval_kwargs = {"batch_size": hparams["eval_batch_size"], "num_workers": hparams["num_workers"]}
-    brain.fit(hparams["epoch_counter"], datasets["train"], datasets["valid"],
-              train_loader_kwargs=train_kwargs, valid_loader_kwargs=eval_kwargs)
+    sampler = (balanced_sampler(datasets["train"], "label", hparams["seed"])
+               if hparams["class_balanced"] else None)
+    eval_kwargs = fit_brain(brain, hparams, datasets, train_sampler=sampler)
     brain.evaluate_best(datasets["test"], "test", eval_kwargs)
     return brain
 

@@ -15,7 +15,7 @@ from speechbrain.utils.distributed import run_on_main
 
 from data_prep.librispeech_phonemes import prepare_librispeech_phonemes
 from speechbrain_ext.downstream.ctc import run_ctc_task
-from speechbrain_ext.downstream.recipe import load_recipe, require_folder
+from speechbrain_ext.downstream.recipe import load_recipe, prepare_command, require_folder
 
 RECIPE_DIR = Path(__file__).resolve().parent
 
@@ -29,8 +29,7 @@ def main(argv):
         "splits": list(splits.values()), "lexicon_file": hparams["lexicon_file"],
         "sample_rate": hparams["sample_rate"], "skip_prep": hparams["skip_prep"]})
     csv_files = {s: Path(hparams["prep_folder"]) / f"{name}_phn.csv" for s, name in splits.items()}
-    command = (f"python -m data_prep.librispeech_phonemes --data_folder {hparams['data_folder']} "
-               f"--save_folder {hparams['prep_folder']} --splits {' '.join(splits.values())}")
+    command = prepare_command("librispeech_phonemes", hparams, "--splits", *splits.values())
     return run_ctc_task(hparams, run_opts, csv_files, command)
 
 

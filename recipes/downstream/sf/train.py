@@ -15,7 +15,7 @@ from speechbrain.utils.distributed import run_on_main
 
 from data_prep.timers_and_such import prepare_timers_and_such
 from speechbrain_ext.downstream.ctc import run_ctc_task
-from speechbrain_ext.downstream.recipe import load_recipe, require_folder
+from speechbrain_ext.downstream.recipe import load_recipe, prepare_command, require_folder
 
 RECIPE_DIR = Path(__file__).resolve().parent
 
@@ -31,8 +31,7 @@ def main(argv):
     # the preparation names the merged outputs train / dev / test
     csv_files = {s: Path(hparams["prep_folder"]) / f"{name}.csv"
                  for s, name in (("train", "train"), ("valid", "dev"), ("test", "test"))}
-    command = (f"python -m data_prep.timers_and_such --data_folder {hparams['data_folder']} "
-               f"--save_folder {hparams['prep_folder']}")
+    command = prepare_command("timers_and_such", hparams)
     return run_ctc_task(hparams, run_opts, csv_files, command)
 
 

@@ -13,26 +13,18 @@ from speechbrain.utils.distributed import run_on_main
 
 from data_prep.voxceleb import prepare_voxceleb
 from speechbrain_ext.downstream import ClassificationBrain
-from speechbrain_ext.downstream.recipe import (audio_dataset, encode_label, label_encoder,
-                                               load_recipe, require_folder, require_manifest,
-                                               subset_options)
+from speechbrain_ext.downstream.recipe import (encode_labels, fit_brain, load_recipe,
+                                               manifest_datasets, prepare_command, require_folder)
 
 RECIPE_DIR = Path(__file__).resolve().parent
 SPLITS = {"train": "iden_train", "valid": "iden_dev", "test": "iden_test"}
 
 
 def dataio_prep(hparams):
-    datasets = {}
-    for split, name in SPLITS.items():
-        csv_path = Path(hparams["prep_folder"]) / f"{name}.csv"
-        require_manifest(csv_path, f"python -m data_prep.voxceleb --data_folder "
-                                   f"{hparams['data_folder']} --save_folder {hparams['prep_folder']}")
-        datasets[split] = audio_dataset(csv_path, hparams["data_folder"], ["spk_id"],
-                                        **subset_options(hparams, split))
-    encoder = label_encoder(datasets, "spk_id", expected=hparams["num_classes"],
-                            save_path=Path(hparams["save_folder"]) / "label_encoder.txt")
-    for dataset in datasets.values():
-        encode_label(dataset, encoder, "spk_id")
+    csv_paths = {split: Path(hparams["prep_folder"]) / f"{name}.csv" for split, name in SPLITS.items()}
+    datasets = manifest_datasets(csv_paths, hparams, ["spk_id"], prepare_command("voxceleb", hparams))
+    encode_labels(datasets, "spk_id", hparams["num_classes"],
+                  Path(hparams["save_folder"]) / "label_encoder.txt")
     return datasets
 
 
@@ -45,11 +37,7 @@ def main(argv):
     datasets = dataio_prep(hparams)
     brain = ClassificationBrain(modules=hparams["modules"], hparams=hparams, run_opts=run_opts,
                                 checkpointer=hparams["checkpointer"])
-    loader = {"batch_size": hparams["eval_batch_size"], "num_workers": hparams["num_workers"]}
-    brain.fit(hparams["epoch_counter"], datasets["train"], datasets["valid"],
-              train_loader_kwargs={**loader, "batch_size": hparams["batch_size"], "shuffle": True},
-              valid_loader_kwargs=loader)
-    brain.evaluate_best(datasets["test"], "test", loader)
+    brain.evaluate_best(datasets["test"], "test", fit_brain(brain, hparams, datasets))
     return brain
 
 
