@@ -49,7 +49,8 @@ from ..masking import compute_span_mask
 from .disentangled_attention import DisentangledTransformer
 from .feature_extractor import ConvFeatureExtractor
 from .transformer import ConvPositionalEmbedding, TransformerEncoder
-from .wav2vec2 import BackboneOutput, DictConfig, cnn_features, init_positional_conv
+from .wav2vec2 import (BackboneOutput, DictConfig, cnn_features, init_conv_feature_extractor,
+                       init_positional_conv)
 
 
 def wfe_c_layers(channels=64, pointwise=True):
@@ -266,10 +267,7 @@ class SEWBackbone(nn.Module):
         """As wav2vec2 / HF: Kaiming-normal CNN weights; N(0, 0.02) linear
         weights (zero biases) and embeddings in the context network; a
         positional conv of std sqrt(4 / (kernel * dim))."""
-        for block in self.feature_extractor.conv_layers:
-            nn.init.kaiming_normal_(block.conv.weight)
-            if block.conv.bias is not None:
-                nn.init.zeros_(block.conv.bias)
+        init_conv_feature_extractor(self.feature_extractor)
         for module in self.encoder.modules():
             if isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, mean=0.0, std=0.02)

@@ -117,6 +117,14 @@ def scale_gradient(x, scale):
     return x * scale + x.detach() * (1.0 - scale)
 
 
+def init_conv_feature_extractor(feature_extractor):
+    """fairseq's init of the CNN: Kaiming-normal conv weights, zero biases."""
+    for block in feature_extractor.conv_layers:
+        nn.init.kaiming_normal_(block.conv.weight)
+        if block.conv.bias is not None:
+            nn.init.zeros_(block.conv.bias)
+
+
 def init_positional_conv(conv, dim):
     """fairseq's init of the (weight-normed) positional convolution:
     normal with std sqrt(4 / (kernel * dim)), zero bias."""
@@ -193,10 +201,7 @@ class Wav2Vec2Backbone(nn.Module):
         (BERT init) and a positional conv of std sqrt(4 / (kernel * dim)).
         PyTorch's defaults instead shrink the signal through the unnormalised
         conv blocks (feature penalty ~1e-7 at init instead of ~1)."""
-        for block in self.feature_extractor.conv_layers:
-            nn.init.kaiming_normal_(block.conv.weight)
-            if block.conv.bias is not None:
-                nn.init.zeros_(block.conv.bias)
+        init_conv_feature_extractor(self.feature_extractor)
         for module in self.encoder.layers.modules():
             if isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, mean=0.0, std=0.02)

@@ -14,7 +14,7 @@ import torch
 from speechbrain.utils.distributed import run_on_main
 
 from data_prep.fluent_speech import prepare_fluent_speech
-from speechbrain_ext.downstream import DownstreamBrain
+from speechbrain_ext.downstream import ClassificationBrain
 from speechbrain_ext.downstream.recipe import (encode_labels, fit_brain, load_recipe,
                                                manifest_datasets, prepare_command, require_folder)
 
@@ -22,8 +22,9 @@ RECIPE_DIR = Path(__file__).resolve().parent
 SPLITS = ("train", "valid", "test")
 
 
-class IntentBrain(DownstreamBrain):
-    """Logits ``[B, sum(slot_classes)]`` split into one block per slot."""
+class IntentBrain(ClassificationBrain):
+    """Logits ``[B, sum(slot_classes)]`` split into one block per slot; an
+    utterance is right when all its slots are (``acc``, as ClassificationBrain)."""
 
     def compute_objectives(self, logits, batch, stage):
         blocks = logits.split(list(self.hparams.slot_classes), dim=-1)
@@ -36,13 +37,6 @@ class IntentBrain(DownstreamBrain):
         self.metrics["correct"] += int(all_right.sum())
         self.metrics["total"] += len(all_right)
         return loss
-
-    def make_metrics(self, stage):
-        return {"correct": 0, "total": 0}
-
-    def stage_stats(self, stage):
-        total = self.metrics["total"]
-        return {"acc": 100.0 * self.metrics["correct"] / total} if total else {}
 
 
 def dataio_prep(hparams):
