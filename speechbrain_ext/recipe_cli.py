@@ -104,10 +104,10 @@ def parse_arguments(argv, recipe_dir, skip_unknown_file_keys=False, path_keys=()
         rest[0] = str(resolve_path(rest[0], [recipe_dir]))
     hparams_file, run_opts, cli = sb.parse_arguments(rest)
     overrides = {}
+    known = yaml_keys(hparams_file) if skip_unknown_file_keys and files else None
     for name in files:
         values = read_overrides_file(name, [recipe_dir])
-        if skip_unknown_file_keys:
-            known = yaml_keys(hparams_file)
+        if known is not None:
             values = {k: v for k, v in values.items() if k in known}
         overrides = merge_overrides(overrides, values)
     try:

@@ -33,7 +33,8 @@ from speechbrain.utils.distributed import if_main_process, run_on_main
 from data_prep.common import DATA_ROOT_KEY, DataPreparationError
 from data_prep.librilight import prepare_librilight
 from data_prep.librispeech import expand_splits, prepare_librispeech
-from speechbrain_ext.decoding.lm_decoding import LexiconBeamSearch, decode_splits, error_rates
+from speechbrain_ext.decoding.lm_decoding import (LexiconBeamSearch, decode_splits, error_rates,
+                                                  greedy_decode)
 from speechbrain_ext.decoding.ngram import build_kneser_ney, write_arpa
 from speechbrain_ext.finetune import check_vocabulary
 from speechbrain_ext.recipe_cli import parse_arguments, resolve_path
@@ -83,10 +84,7 @@ class FineTuneBrain(sb.core.Brain):
             log_probs.transpose(0, 1), tokens, frames, targets, blank=self.hparams.vocabulary.blank_index,
             reduction="sum", zero_infinity=True) / log_probs.shape[0]
         if stage != sb.Stage.TRAIN:
-            vocab = self.hparams.vocabulary
-            best = log_probs.argmax(dim=-1).cpu()
-            for b, n in enumerate(frames.tolist()):
-                self.hyps.append(" ".join(vocab.to_words(vocab.decode_ctc(best[b, :n]))))
+            self.hyps += greedy_decode(log_probs, frames.tolist(), self.hparams.vocabulary)
             self.refs += list(batch.wrd)
         return loss
 
