@@ -52,8 +52,12 @@ def main(argv=None):
     parser.add_argument("--out", default="results/runs/finetune_lm")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--reuse", action="store_true", help="keep a row whose wer.json exists")
-    parser.add_argument("extra", nargs="*", help="more recipe overrides, after --")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # everything after "--" goes to the recipe (argparse cannot give a
+    # second positional list after an optional positional)
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    args.extra = argv[split + 1:]
     rows = {}
     for label, pretrained in (("pretrained", args.checkpoint), ("random", "null")):
         out = (REPO / args.out / label).resolve()

@@ -122,7 +122,8 @@ def _latest_checkpoint_dir(folder):
 
 # Config keys that change the network (the others are training-time settings:
 # dropouts, layerdrop, gradient scaling). Keys an architecture lacks are skipped.
-ARCHITECTURE_KEYS = ("conv_layers", "extractor_mode", "conv_bias", "dim", "num_layers",
+# normalize_waveform has no weights but changes what the weights expect
+ARCHITECTURE_KEYS = ("conv_layers", "extractor_mode", "conv_bias", "normalize_waveform", "dim", "num_layers",
                      "num_heads", "ffn_dim", "pos_conv_kernel", "pos_conv_groups",
                      "layer_norm_first", "squeeze_factor", "position_buckets",
                      "max_relative_positions")

@@ -206,6 +206,9 @@ def _read_hf_weights(folder):
     raise CheckpointError(f"{folder}: neither model.safetensors nor pytorch_model.bin found")
 
 
+# the HF feature extractor's settings (waveform normalisation) live here
+PREPROCESSOR_CONFIG = "preprocessor_config.json"
+
 # HF model_type -> the prefix of the base model inside ``...For*`` heads
 _HF_PREFIXES = {"wav2vec2": "wav2vec2.", "sew": "sew.", "sew-d": "sew_d."}
 
@@ -227,6 +230,10 @@ def load_hf_folder(folder):
     if any(k.startswith(prefix) for k in state):
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     config = hf_config_to_ours(hf) if model_type == "wav2vec2" else hf_sew_config_to_ours(hf, config_file)
+    # HF keeps waveform normalisation in the feature extractor's config
+    preprocessor_file = folder / PREPROCESSOR_CONFIG
+    if preprocessor_file.is_file():
+        config.normalize_waveform = bool(json.loads(preprocessor_file.read_text()).get("do_normalize", False))
     return config, _normalise_weight_norm_keys(state)
 
 
@@ -262,6 +269,11 @@ def export_hf_folder(model, folder):
         hf_config = ours_to_hf_config(model.config)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(hf_config, indent=2))
+    (folder / PREPROCESSOR_CONFIG).write_text(json.dumps({
+        "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1,
+        "sampling_rate": 16000, "padding_value": 0.0, "padding_side": "right",
+        "do_normalize": bool(model.config.normalize_waveform), "return_attention_mask": True,
+    }, indent=2))
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     try:
         from safetensors.torch import save_file
@@ -355,6 +367,9 @@ def load_fairseq_checkpoint(path):
     else:
         raise CheckpointError(f"{path}: neither 'cfg' nor 'args' (cannot tell the architecture)")
     config = fairseq_config_to_ours(model_cfg)
+    # waveform normalisation is a task option in fairseq (task.normalize)
+    task_cfg = ckpt["cfg"].get("task") if ckpt.get("cfg") is not None else model_cfg
+    config.normalize_waveform = bool((task_cfg or {}).get("normalize", False))
     return config, fairseq_state_to_ours(ckpt["model"], config)
 
 

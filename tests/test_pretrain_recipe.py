@@ -188,7 +188,9 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     updates = log_updates(out / "train_log.txt")
     assert updates[-1] == 40, updates
     # after the resume, logging continues from the checkpoint's update, not from 0
-    restart = updates.index(step + 1, updates.index(killed_at))
+    # (searched after the pre-kill entry of killed_at, which is step + 1 itself
+    # when the kill came right after the checkpoint)
+    restart = updates.index(step + 1, updates.index(killed_at) + 1)
     assert updates[restart:] == list(range(step + 1, 41)), (step, killed_at, updates)
 
 

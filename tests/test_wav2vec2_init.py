@@ -28,3 +28,18 @@ def test_cnn_features_keep_their_scale_at_initialisation():
     with torch.no_grad():
         out = model(torch.randn(2, 16000) * 0.1)
     assert 1e-2 < out.feature_penalty.item() < 10
+
+
+def test_conv_biases_keep_pytorch_default_init_as_fairseq():
+    """fairseq only re-initialises the CNN weights: with ``conv_bias`` the
+    biases keep PyTorch's uniform(+-1/sqrt(fan_in)) (zero biases would make a
+    layer_norm-mode block map silence and speech to the same scale)."""
+    torch.manual_seed(0)
+    model = Wav2Vec2Backbone(Wav2Vec2Config(num_layers=1, extractor_mode="layer_norm", conv_bias=True))
+    for block in model.feature_extractor.conv_layers:
+        bias, fan_in = block.conv.bias, block.conv.in_channels * block.conv.kernel_size[0]
+        bound = 1.0 / math.sqrt(fan_in)
+        assert bias.abs().max().item() <= bound
+        assert bias.std().item() > 0.4 * bound  # uniform: std = bound / sqrt(3)
+    weight = model.feature_extractor.conv_layers[1].conv.weight
+    assert abs(weight.std().item() - math.sqrt(2.0 / (512 * 3))) < 2e-3  # still Kaiming normal

@@ -91,6 +91,38 @@ def test_export_round_trip_loads_in_transformers(tmp_path):
         assert k == k2 and torch.equal(v, v2)
 
 
+def test_waveform_normalisation_matches_hf_feature_extractor(tmp_path):
+    """``normalize_waveform`` (fairseq's task.normalize) equals HF's
+    ``Wav2Vec2FeatureExtractor(do_normalize=True)`` followed by the model, on
+    a padded batch of un-normalised waveforms, and travels with the export."""
+    hf = random_hf_model("layer", seed=4)
+    hf.save_pretrained(tmp_path / "hf")
+    ours = load_backbone(tmp_path / "hf")
+    assert not ours.config.normalize_waveform  # no preprocessor_config.json
+    ours.config.normalize_waveform = True
+    export_hf_folder(ours, tmp_path / "exported")
+    extractor = transformers.Wav2Vec2FeatureExtractor.from_pretrained(tmp_path / "exported")
+    assert extractor.do_normalize
+    wav, lengths = padded_batch()
+    wav = 0.05 * wav + 0.3  # far from zero mean / unit variance
+    for i, n in enumerate(lengths):
+        wav[i, n:] = 0.0
+    inputs = extractor([w[:n].numpy() for w, n in zip(wav, lengths)], sampling_rate=16000,
+                       padding=True, return_tensors="pt")
+    with torch.no_grad():
+        ref = hf(inputs.input_values, attention_mask=inputs.attention_mask).last_hidden_state
+        out = ours(wav, wav_lens=lengths.float() / wav.shape[1])
+    valid = out.frame_mask
+    err = (out.hidden_states[-1] - ref)[valid].abs().max().item()
+    assert err < 1e-4, err
+    assert load_backbone(tmp_path / "exported").config.normalize_waveform
+    # without the normalisation the same network gives other outputs
+    ours.config.normalize_waveform = False
+    with torch.no_grad():
+        raw = ours(wav, wav_lens=lengths.float() / wav.shape[1]).hidden_states[-1]
+    assert (raw - ref)[valid].abs().max().item() > 1e-2
+
+
 def test_fairseq_checkpoint_import(tmp_path):
     """A checkpoint in fairseq's layout (names, weight_g/v, cfg) gives the
     same network as the HF model it was written from."""
@@ -119,6 +151,9 @@ def test_fairseq_checkpoint_import(tmp_path):
                      "extractor_mode": "default", "layer_norm_first": False}}
     torch.save({"model": fairseq_state, "cfg": cfg}, tmp_path / "w2v.pt")
     config, state = load_fairseq_checkpoint(tmp_path / "w2v.pt")
+    assert not config.normalize_waveform
+    torch.save({"model": fairseq_state, "cfg": {**cfg, "task": {"normalize": True}}}, tmp_path / "norm.pt")
+    assert load_fairseq_checkpoint(tmp_path / "norm.pt")[0].normalize_waveform
     ours = backbone_from_state(config, state).eval()
     wav, _ = padded_batch()
     with torch.no_grad():

@@ -64,6 +64,8 @@ def main(argv=None):
     parser.add_argument("--data_folder", default="data/mini")
     parser.add_argument("--keywords_per_word", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--random_seeds", type=int, default=3,
+                        help="random networks to compare with (seeds seed, seed+1, ...)")
     parser.add_argument("--tasks", nargs="+", choices=["speaker", "keyword"], default=["speaker"],
                         help="keyword stays near chance for micro models on the synthetic data")
     args = parser.parse_args(argv)
@@ -76,9 +78,15 @@ def main(argv=None):
     if "keyword" in args.tasks:
         tasks["keyword (35 words)"] = keyword_task(data / "speech_commands_v0.02", args.keywords_per_word)
     for name, task in tasks.items():
-        r = compare_with_random(backbone, task, args.seed)
-        print(f"[probe] {name}: pre-trained {r['pretrained']:.3f} vs random init {r['random']:.3f} "
-              f"(chance {r['chance']:.3f}; {len(task['train'])} train / {len(task['test'])} test)")
+        r = compare_with_random(backbone, task, args.seed, args.random_seeds)
+        random_accs = r["random"]
+        verdict = ("above" if r["pretrained"] > max(random_accs) else
+                   "below" if r["pretrained"] < min(random_accs) else "within")
+        print(f"[probe] {name}: pre-trained {r['pretrained']:.3f} vs random init "
+              f"{sum(random_accs) / len(random_accs):.3f} (mean of {len(random_accs)} seeds: "
+              + " ".join(f"{a:.3f}" for a in random_accs)
+              + f"; pre-trained is {verdict} their range; chance {r['chance']:.3f}; "
+              f"{len(task['train'])} train / {len(task['test'])} test)")
     return 0
 
 

@@ -148,8 +148,10 @@ def dataio_prep(hparams):
 
 
 def main(argv=None):
+    # one overrides/micro.yaml serves every pre-training YAML: its keys that a
+    # YAML lacks (ema_decay, lr_decay_steps for the contrastive ones) are dropped
     hparams_file, run_opts, overrides = parse_arguments(sys.argv[1:] if argv is None else argv,
-                                                        RECIPE_DIR)
+                                                        RECIPE_DIR, skip_unknown_file_keys=True)
     sb.utils.distributed.ddp_init_group(run_opts)
     with open(hparams_file) as f:
         hparams = load_hyperpyyaml(f, overrides)

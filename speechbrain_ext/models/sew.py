@@ -81,6 +81,7 @@ class SEWConfig(DictConfig):
     conv_layers: List[tuple] = field(default_factory=lambda: wfe_c_layers(64))
     extractor_mode: str = "group_norm"  # or "layer_norm"
     conv_bias: bool = False
+    normalize_waveform: bool = False  # see Wav2Vec2Config
     dim: int = 768
     num_layers: int = 12
     num_heads: int = 12

@@ -53,6 +53,10 @@ class Wav2Vec2Config(DictConfig):
     conv_layers: List[tuple] = field(default_factory=lambda: list(WAV2VEC2_CONV_LAYERS))
     extractor_mode: str = "group_norm"  # or "layer_norm"
     conv_bias: bool = False
+    # fairseq's task.normalize / HF's do_normalize: each waveform scaled to
+    # zero mean and unit variance over its valid samples before the CNN
+    # (fairseq's layer_norm-mode models are trained with it)
+    normalize_waveform: bool = False
     dim: int = 768
     num_layers: int = 12
     num_heads: int = 12
@@ -118,11 +122,40 @@ def scale_gradient(x, scale):
 
 
 def init_conv_feature_extractor(feature_extractor):
-    """fairseq's init of the CNN: Kaiming-normal conv weights, zero biases."""
+    """fairseq's init of the CNN: Kaiming-normal conv weights; biases (when
+    ``conv_bias``) keep PyTorch's default uniform(+-1/sqrt(fan_in)), as in
+    fairseq and HF. A zero bias would leave a layer_norm-mode CNN unable to
+    tell silence from speech at the start (its LayerNorm removes the scale)."""
     for block in feature_extractor.conv_layers:
+        block.conv.reset_parameters()
         nn.init.kaiming_normal_(block.conv.weight)
-        if block.conv.bias is not None:
-            nn.init.zeros_(block.conv.bias)
+
+
+def normalize_waveforms(wav, samples=None, eps=1e-7):
+    """Zero mean, unit variance per waveform over its first ``samples``
+    valid samples (all when ``None``); padding stays zero.
+
+    Arguments
+    ---------
+    wav : torch.Tensor
+        ``[batch, samples]``.
+    samples : torch.LongTensor, optional
+        ``[batch]`` valid lengths.
+
+    Example
+    -------
+    >>> out = normalize_waveforms(torch.tensor([[1.0, 3.0, 0.0]]), torch.tensor([2]))
+    >>> out.tolist()
+    [[-1.0, 1.0, 0.0]]
+    """
+    if samples is None:
+        valid = torch.ones_like(wav, dtype=torch.bool)
+    else:
+        valid = torch.arange(wav.shape[1], device=wav.device) < samples.to(wav.device)[:, None]
+    count = valid.sum(1, keepdim=True).clamp(min=1)
+    mean = (wav * valid).sum(1, keepdim=True) / count
+    variance = ((wav - mean).pow(2) * valid).sum(1, keepdim=True) / count
+    return torch.where(valid, (wav - mean) / torch.sqrt(variance + eps), torch.zeros_like(wav))
 
 
 def init_positional_conv(conv, dim):
@@ -142,14 +175,18 @@ def cnn_features(backbone, wav, wav_lens=None):
     ``frame_lengths``."""
     if wav.dim() != 2:
         raise ValueError(f"expected waveforms [batch, samples], got shape {tuple(wav.shape)}")
+    samples = None
+    if wav_lens is not None:
+        samples = torch.round(wav_lens.to(wav.device).float() * wav.shape[1]).long()
+    if getattr(backbone.config, "normalize_waveform", False):
+        wav = normalize_waveforms(wav, samples)
     features = backbone.feature_extractor(wav)
     features = scale_gradient(features, backbone.config.feature_grad_mult if backbone.training else 1.0)
     feature_penalty = features.float().pow(2).mean()
     batch, frames = features.shape[:2]
-    if wav_lens is None:
+    if samples is None:
         frame_mask = torch.ones(batch, frames, dtype=torch.bool, device=wav.device)
     else:
-        samples = torch.round(wav_lens.to(wav.device).float() * wav.shape[1]).long()
         frame_mask = frame_mask_from_lengths(
             backbone.frame_lengths(samples).clamp(min=0, max=frames), frames)
     return features, frame_mask, feature_penalty
