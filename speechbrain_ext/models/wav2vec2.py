@@ -151,7 +151,7 @@ def normalize_waveforms(wav, samples=None, eps=1e-7):
     if samples is None:
         valid = torch.ones_like(wav, dtype=torch.bool)
     else:
-        valid = torch.arange(wav.shape[1], device=wav.device) < samples.to(wav.device)[:, None]
+        valid = frame_mask_from_lengths(samples.to(wav.device), wav.shape[1])
     count = valid.sum(1, keepdim=True).clamp(min=1)
     mean = (wav * valid).sum(1, keepdim=True) / count
     variance = ((wav - mean).pow(2) * valid).sum(1, keepdim=True) / count
@@ -178,7 +178,7 @@ def cnn_features(backbone, wav, wav_lens=None):
     samples = None
     if wav_lens is not None:
         samples = torch.round(wav_lens.to(wav.device).float() * wav.shape[1]).long()
-    if getattr(backbone.config, "normalize_waveform", False):
+    if backbone.config.normalize_waveform:
         wav = normalize_waveforms(wav, samples)
     features = backbone.feature_extractor(wav)
     features = scale_gradient(features, backbone.config.feature_grad_mult if backbone.training else 1.0)
