@@ -25,8 +25,9 @@ data: env
 DEMO_OUT ?= results/runs/demo_nc_5s
 
 # The main job at micro scale: non-contrastive pre-training (paper 000) on the
-# 5 s split of the synthetic LibriSpeech, then a frozen-feature probe of the
-# checkpoint against a randomly initialised network of the same shape.
+# 5 s split of the synthetic LibriSpeech, then frozen-feature probes
+# (characters by a linear CTC head, speaker id) of the checkpoint against
+# three randomly initialised networks of the same shape.
 demo: data
 	$(PY) recipes/pretrain/train.py hparams/nc_5s.yaml --overrides_file overrides/micro.yaml \
 		--data_folder=$(DATA)/LibriSpeech --output_folder=$(DEMO_OUT) --device=cpu

@@ -83,6 +83,7 @@ def test_contrastive_micro_run(w2v2_run):
                 "contrastive", "diversity", "feature_penalty"):
         assert f"train {key}:" in log, key
     assert log_updates(out / "train_log.txt")[-1] == 4
+    assert "valid accuracy:" in log and "valid prob_perplexity:" in log  # valid terms, not only the loss
     assert "min of audio per update" in text  # the effective batch is stated
     backbone = load_backbone(out / "save")
     assert backbone.config.dim == 32 and not backbone.training
@@ -99,6 +100,11 @@ def test_recipe_runs_from_its_own_folder(tmp_path):
     assert log_updates(tmp_path / "nc" / "train_log.txt")[-1] == 2
     log = (tmp_path / "nc" / "train_log.txt").read_text()
     assert "train time_unrolled_loss:" in log and "train time_merged_loss:" in log
+    # the dynamic loss is always 2: validation logs the terms, and checkpoints
+    # are compared by L_U + L_M
+    assert "valid time_unrolled_loss:" in log and "valid unrolled_plus_merged:" in log
+    meta = next((tmp_path / "nc" / "save").glob("CKPT+*/CKPT.yaml")).read_text()
+    assert "unrolled_plus_merged:" in meta
 
 
 def test_sequentially_combined_starts_from_the_w2v2_checkpoint(w2v2_run, tmp_path):

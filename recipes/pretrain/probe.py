@@ -1,12 +1,20 @@
 #!/usr/bin/env python3
-"""Probe a pre-trained checkpoint against a random network of the same shape.
+"""Probe a pre-trained checkpoint against random networks of the same shape.
 
     python recipes/pretrain/probe.py results/runs/pretrain_micro/save --data_folder data/mini
 
-Tasks (frozen features, linear probe): speaker identification on
-LibriSpeech train-clean-100 (utterances of each speaker split 3:1, cropped
-to 3 s), and optionally keyword classification on Speech Commands v0.02 (35
-words, the corpus's own speaker-disjoint test list). Prints one line per task.
+Tasks (frozen features, linear heads; ``speechbrain_ext.analysis.probe``):
+
+* ``characters``: a linear CTC head over the frames, trained on LibriSpeech
+  train-clean-100 and scored by its CTC loss per character on dev-clean
+  (other speakers); lower is better;
+* ``speaker``: speaker identification on train-clean-100 (utterances of each
+  speaker split 3:1, cropped to 3 s), mean-pooled features, accuracy;
+* ``keyword`` (optional): 35-word classification on Speech Commands v0.02
+  (the corpus's own speaker-disjoint test list), accuracy.
+
+Prints one line per task, saying whether the checkpoint is better than,
+within or worse than the random networks' range.
 """
 import argparse
 import sys
@@ -19,7 +27,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
 from speechbrain_ext import load_backbone  # noqa: E402
-from speechbrain_ext.analysis.probe import compare_with_random  # noqa: E402
+from speechbrain_ext.analysis.probe import compare_ctc_with_random, compare_with_random  # noqa: E402
+from speechbrain_ext.vocabulary import LetterVocabulary  # noqa: E402
 
 
 def read(path, max_seconds=None):
@@ -58,6 +67,35 @@ def speaker_task(folder, seconds=3.0):
     return task
 
 
+def transcript_task(folder, vocabulary, train_split="train-clean-100", test_split="dev-clean"):
+    """``{"train"|"test": [(waveform, character indices)]}`` from LibriSpeech
+    ``*.trans.txt`` files (whole utterances)."""
+    task = {}
+    for name, split in (("train", train_split), ("test", test_split)):
+        transcripts = sorted((Path(folder) / split).rglob("*.trans.txt"))
+        if not transcripts:
+            raise FileNotFoundError(f"{Path(folder) / split}: no LibriSpeech *.trans.txt transcripts")
+        task[name] = []
+        for transcript in transcripts:
+            for line in transcript.read_text().splitlines():
+                if not line.strip():
+                    continue
+                utterance_id, _, text = line.strip().partition(" ")
+                audio = transcript.parent / f"{utterance_id}.flac"
+                if not audio.is_file():
+                    raise FileNotFoundError(f"{transcript}: lists {utterance_id} but {audio} is missing")
+                task[name].append((read(audio), torch.tensor(vocabulary.encode(text, utterance_id))))
+    return task
+
+
+def verdict(pretrained, random_scores, higher_is_better):
+    """Where the checkpoint's score lies against the random networks' range."""
+    if higher_is_better:
+        pretrained, random_scores = -pretrained, [-r for r in random_scores]
+    return ("better than" if pretrained < min(random_scores) else
+            "worse than" if pretrained > max(random_scores) else "within")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="anything speechbrain_ext.load_backbone reads")
@@ -66,8 +104,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--random_seeds", type=int, default=3,
                         help="random networks to compare with (seeds seed, seed+1, ...)")
-    parser.add_argument("--tasks", nargs="+", choices=["speaker", "keyword"], default=["speaker"],
+    parser.add_argument("--tasks", nargs="+", choices=["characters", "speaker", "keyword"],
+                        default=["characters", "speaker"],
                         help="keyword stays near chance for micro models on the synthetic data")
+    parser.add_argument("--ctc_epochs", type=int, default=15,
+                        help="training epochs of the characters task's CTC head (every network alike)")
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     backbone = load_backbone(args.checkpoint)
@@ -77,16 +118,23 @@ def main(argv=None):
         tasks["speaker id"] = speaker_task(data / "LibriSpeech")
     if "keyword" in args.tasks:
         tasks["keyword (35 words)"] = keyword_task(data / "speech_commands_v0.02", args.keywords_per_word)
+    if "characters" in args.tasks:
+        vocabulary = LetterVocabulary()
+        task = transcript_task(data / "LibriSpeech", vocabulary)
+        r = compare_ctc_with_random(backbone, task, len(vocabulary), args.seed, args.random_seeds,
+                                    epochs=args.ctc_epochs)
+        print(f"[probe] characters (linear CTC head, dev-clean CTC loss per character, lower is better): "
+              f"pre-trained {r['pretrained']:.3f} vs random init {sum(r['random']) / len(r['random']):.3f} "
+              f"(mean of {len(r['random'])} seeds: " + " ".join(f"{a:.3f}" for a in r["random"])
+              + f"; pre-trained is {verdict(r['pretrained'], r['random'], False)} their range; "
+              f"{len(task['train'])} train / {len(task['test'])} test utterances)", flush=True)
     for name, task in tasks.items():
         r = compare_with_random(backbone, task, args.seed, args.random_seeds)
-        random_accs = r["random"]
-        verdict = ("above" if r["pretrained"] > max(random_accs) else
-                   "below" if r["pretrained"] < min(random_accs) else "within")
-        print(f"[probe] {name}: pre-trained {r['pretrained']:.3f} vs random init "
-              f"{sum(random_accs) / len(random_accs):.3f} (mean of {len(random_accs)} seeds: "
-              + " ".join(f"{a:.3f}" for a in random_accs)
-              + f"; pre-trained is {verdict} their range; chance {r['chance']:.3f}; "
-              f"{len(task['train'])} train / {len(task['test'])} test)")
+        print(f"[probe] {name} (accuracy, higher is better): pre-trained {r['pretrained']:.3f} vs random init "
+              f"{sum(r['random']) / len(r['random']):.3f} (mean of {len(r['random'])} seeds: "
+              + " ".join(f"{a:.3f}" for a in r["random"])
+              + f"; pre-trained is {verdict(r['pretrained'], r['random'], True)} their range; "
+              f"chance {r['chance']:.3f}; {len(task['train'])} train / {len(task['test'])} test)", flush=True)
     return 0
 
 

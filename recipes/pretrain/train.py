@@ -71,7 +71,15 @@ class PretrainBrain(sb.core.Brain):
             logger.warning(f"non-finite loss at update {self.optimizer_step}: {terms}; "
                            "gradients of this batch are discarded")
         self.last_outputs = outputs
+        if stage == sb.Stage.VALID:  # every scalar term, averaged over the valid set
+            for key, value in outputs.items():
+                if torch.is_tensor(value) and value.numel() == 1:
+                    self.valid_sums[key] = self.valid_sums.get(key, 0.0) + float(value.detach())
+            self.valid_batches += 1
         return loss
+
+    def on_stage_start(self, stage, epoch=None):
+        self.valid_sums, self.valid_batches = {}, 0
 
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
         self.hparams.audio_counter.add(self.batch_audio_seconds)
@@ -94,15 +102,19 @@ class PretrainBrain(sb.core.Brain):
         if stage == sb.Stage.TRAIN:
             self.train_loss = stage_loss
             return
-        stats = {"loss": stage_loss}
+        stats = {key: total / max(self.valid_batches, 1) for key, total in self.valid_sums.items()}
+        stats["loss"] = stage_loss
         if stage == sb.Stage.VALID:
             self.hparams.train_logger.log_stats(
                 stats_meta={"epoch": epoch, "update": self.optimizer_step,
                             "hours_seen": round(self.hparams.audio_counter.hours, 5)},
                 train_stats={"loss": self.train_loss}, valid_stats=stats)
+            # the term that compares runs (the dynamic Barlow loss is always 2)
+            monitor = getattr(unwrap(self.modules.model), "monitor_key", "loss")
+            monitor = monitor if monitor in stats else "loss"
             self.checkpointer.save_and_keep_only(
-                meta={"loss": stage_loss, "update": self.optimizer_step},
-                min_keys=["loss"], num_to_keep=self.hparams.checkpoints_to_keep)
+                meta={**stats, "update": self.optimizer_step},
+                min_keys=[monitor], num_to_keep=self.hparams.checkpoints_to_keep)
 
 
 def check_split(csv_path, hparams, model):

@@ -73,6 +73,12 @@ class NonContrastiveModel(nn.Module):
         self.keep_for_downstream = keep_for_downstream
 
     @property
+    def monitor_key(self):
+        """Output that compares validation runs: with the dynamic combination
+        ``loss`` is always 2, so checkpoints are compared by ``L_U + L_M``."""
+        return "loss" if self.combination == "static" else "unrolled_plus_merged"
+
+    @property
     def backbone(self):
         return self.target if self.keep_for_downstream == "target" else self.online
 
@@ -113,4 +119,5 @@ class NonContrastiveModel(nn.Module):
         valid = frame_mask.sum()
         return {"loss": loss, "time_unrolled_loss": unrolled.detach(),
                 "time_merged_loss": merged.detach(),
+                "unrolled_plus_merged": (unrolled + merged).detach(),
                 "mask_rate": ((online_mask & frame_mask).sum() / valid).detach()}
