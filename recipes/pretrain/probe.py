@@ -110,6 +110,8 @@ def main(argv=None):
     parser.add_argument("--ctc_epochs", type=int, default=15,
                         help="training epochs of the characters task's CTC head (every network alike)")
     args = parser.parse_args(argv)
+    if args.random_seeds < 1:
+        parser.error(f"--random_seeds must be at least 1, got {args.random_seeds}")
     torch.manual_seed(args.seed)
     backbone = load_backbone(args.checkpoint)
     data = Path(args.data_folder)
