@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from conftest import load_recipe_script
+from data_prep.common import DataPreparationError
 from speechbrain_ext.analysis.probe import (compare_ctc_with_random, compare_with_random, ctc_probe_loss,
                                             frame_features, pooled_features, random_like)
 from speechbrain_ext.models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
@@ -120,5 +121,6 @@ def test_probe_script_verdicts_and_missing_transcripts(tmp_path):
     assert probe.verdict(0.3, [0.4, 0.6], higher_is_better=True) == "worse than"
     (tmp_path / "train-clean-100" / "1" / "2").mkdir(parents=True)
     (tmp_path / "train-clean-100" / "1" / "2" / "1-2.trans.txt").write_text("1-2-0000 HELLO\n")
-    with pytest.raises(FileNotFoundError, match="1-2-0000.flac is missing"):
+    with pytest.raises(DataPreparationError,
+                       match="1-2-0000.flac: listed in 1-2.trans.txt line 1 but the audio file is missing"):
         probe.transcript_task(tmp_path, probe.LetterVocabulary())

@@ -26,6 +26,8 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
+from data_prep.common import ProblemList  # noqa: E402
+from data_prep.librispeech import collect_tree  # noqa: E402
 from speechbrain_ext import load_backbone  # noqa: E402
 from speechbrain_ext.analysis.probe import compare_ctc_with_random, compare_with_random  # noqa: E402
 from speechbrain_ext.vocabulary import LetterVocabulary  # noqa: E402
@@ -68,23 +70,20 @@ def speaker_task(folder, seconds=3.0):
 
 
 def transcript_task(folder, vocabulary, train_split="train-clean-100", test_split="dev-clean"):
-    """``{"train"|"test": [(waveform, character indices)]}`` from LibriSpeech
-    ``*.trans.txt`` files (whole utterances)."""
+    """``{"train"|"test": [(waveform, character indices)]}`` of whole
+    LibriSpeech utterances, read and checked by the data preparation's
+    ``collect_tree`` (a transcript line without audio is an error)."""
     task = {}
     for name, split in (("train", train_split), ("test", test_split)):
-        transcripts = sorted((Path(folder) / split).rglob("*.trans.txt"))
-        if not transcripts:
-            raise FileNotFoundError(f"{Path(folder) / split}: no LibriSpeech *.trans.txt transcripts")
-        task[name] = []
-        for transcript in transcripts:
-            for line in transcript.read_text().splitlines():
-                if not line.strip():
-                    continue
-                utterance_id, _, text = line.strip().partition(" ")
-                audio = transcript.parent / f"{utterance_id}.flac"
-                if not audio.is_file():
-                    raise FileNotFoundError(f"{transcript}: lists {utterance_id} but {audio} is missing")
-                task[name].append((read(audio), torch.tensor(vocabulary.encode(text, utterance_id))))
+        root = Path(folder) / split
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root}: no LibriSpeech {split} folder")
+        problems = ProblemList(f"probe transcripts ({split})")
+        utterances = collect_tree(root, problems)
+        problems.enforce()
+        if not utterances:
+            raise FileNotFoundError(f"{root}: no LibriSpeech *.trans.txt transcripts")
+        task[name] = [(read(u.path), torch.tensor(vocabulary.encode(u.text, u.uid))) for u in utterances]
     return task
 
 
@@ -94,6 +93,16 @@ def verdict(pretrained, random_scores, higher_is_better):
         pretrained, random_scores = -pretrained, [-r for r in random_scores]
     return ("better than" if pretrained < min(random_scores) else
             "worse than" if pretrained > max(random_scores) else "within")
+
+
+def report(name, r, higher_is_better, details):
+    """One ``[probe]`` line: the checkpoint, the random networks and the verdict."""
+    random_scores = r["random"]
+    print(f"[probe] {name}: pre-trained {r['pretrained']:.3f} vs random init "
+          f"{sum(random_scores) / len(random_scores):.3f} (mean of {len(random_scores)} seeds: "
+          + " ".join(f"{a:.3f}" for a in random_scores)
+          + f"; pre-trained is {verdict(r['pretrained'], random_scores, higher_is_better)} "
+          f"their range; {details})", flush=True)
 
 
 def main(argv=None):
@@ -125,18 +134,12 @@ def main(argv=None):
         task = transcript_task(data / "LibriSpeech", vocabulary)
         r = compare_ctc_with_random(backbone, task, len(vocabulary), args.seed, args.random_seeds,
                                     epochs=args.ctc_epochs)
-        print(f"[probe] characters (linear CTC head, dev-clean CTC loss per character, lower is better): "
-              f"pre-trained {r['pretrained']:.3f} vs random init {sum(r['random']) / len(r['random']):.3f} "
-              f"(mean of {len(r['random'])} seeds: " + " ".join(f"{a:.3f}" for a in r["random"])
-              + f"; pre-trained is {verdict(r['pretrained'], r['random'], False)} their range; "
-              f"{len(task['train'])} train / {len(task['test'])} test utterances)", flush=True)
+        report("characters (linear CTC head, dev-clean CTC loss per character, lower is better)", r,
+               False, f"{len(task['train'])} train / {len(task['test'])} test utterances")
     for name, task in tasks.items():
         r = compare_with_random(backbone, task, args.seed, args.random_seeds)
-        print(f"[probe] {name} (accuracy, higher is better): pre-trained {r['pretrained']:.3f} vs random init "
-              f"{sum(r['random']) / len(r['random']):.3f} (mean of {len(r['random'])} seeds: "
-              + " ".join(f"{a:.3f}" for a in r["random"])
-              + f"; pre-trained is {verdict(r['pretrained'], r['random'], True)} their range; "
-              f"chance {r['chance']:.3f}; {len(task['train'])} train / {len(task['test'])} test)", flush=True)
+        report(f"{name} (accuracy, higher is better)", r, True,
+               f"chance {r['chance']:.3f}; {len(task['train'])} train / {len(task['test'])} test")
     return 0
 
 

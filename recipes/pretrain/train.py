@@ -38,6 +38,13 @@ RECIPE_DIR = Path(__file__).resolve().parent
 SAMPLE_RATE = 16000
 
 
+def scalar_terms(outputs):
+    """The model's scalar outputs (loss terms, accuracy, ...) as floats."""
+    return {key: float(value.detach() if torch.is_tensor(value) else value)
+            for key, value in outputs.items()
+            if (torch.is_tensor(value) and value.numel() == 1) or isinstance(value, float)}
+
+
 class PretrainBrain(sb.core.Brain):
     """Runs any pre-training objective whose module returns ``{"loss": ...}``."""
 
@@ -67,14 +74,13 @@ class PretrainBrain(sb.core.Brain):
     def compute_objectives(self, outputs, batch, stage):
         loss = outputs["loss"]
         if not torch.isfinite(loss):
-            terms = {k: float(v) for k, v in outputs.items() if torch.is_tensor(v) and v.numel() == 1}
+            terms = scalar_terms(outputs)
             logger.warning(f"non-finite loss at update {self.optimizer_step}: {terms}; "
                            "gradients of this batch are discarded")
         self.last_outputs = outputs
         if stage == sb.Stage.VALID:  # every scalar term, averaged over the valid set
-            for key, value in outputs.items():
-                if torch.is_tensor(value) and value.numel() == 1:
-                    self.valid_sums[key] = self.valid_sums.get(key, 0.0) + float(value.detach())
+            for key, value in scalar_terms(outputs).items():
+                self.valid_sums[key] = self.valid_sums.get(key, 0.0) + value
             self.valid_batches += 1
         return loss
 
@@ -91,8 +97,7 @@ class PretrainBrain(sb.core.Brain):
         set_learning_rate(self.optimizer, lr)
         # every rank calls log_stats: SpeechBrain runs it on the main process and syncs
         if self.optimizer_step % self.hparams.log_interval == 0:
-            stats = {k: float(v.detach() if torch.is_tensor(v) else v) for k, v in outputs.items()
-                     if (torch.is_tensor(v) and v.numel() == 1) or isinstance(v, float)}
+            stats = scalar_terms(outputs)
             stats.update(update=self.optimizer_step, lr=lr,
                          hours_seen=self.hparams.audio_counter.hours)
             self.hparams.train_logger.log_stats(stats_meta={"step": self.optimizer_step},
