@@ -3,11 +3,18 @@
 A preparation script (``prepare_X(data_folder, save_folder, ..., skip_prep)``)
 is built from four pieces, all defined here:
 
-* **Audio scanning** -- :func:`scan_audio` reads only the header of every
-  audio file (``soundfile``, no samples decoded), in ``num_workers`` parallel
-  processes with a progress bar, and checks that each file exists, is
-  readable, is not empty, has the expected sample rate and is mono. It returns
-  the number of frames of every good file and a list of :class:`Problem`.
+* **Audio scanning** -- :func:`scan_audio` reads the header of every audio
+  file (``soundfile``), in ``num_workers`` parallel processes with a progress
+  bar, and checks that each file exists, is readable, is not empty, has the
+  expected sample rate and is mono. ``full_decode`` says which files are also
+  decoded sample by sample (undecodable data, fewer frames than the header
+  says, NaN / Inf samples): ``"float"`` (the default) only those whose sample
+  format can hold NaN / Inf (``soundfile`` subtype ``FLOAT`` / ``DOUBLE``;
+  integer PCM and FLAC cannot, so they cost a header read), ``True`` every
+  file, ``False`` none. It returns the number of frames of every good file and
+  a list of :class:`Problem`. :func:`verify_audio_files` is the cheap re-check
+  a recipe runs before training (headers + the last samples a manifest
+  needs).
 * **The bad-input policy** -- problems found anywhere during a preparation
   (missing folder, missing split, unreadable/empty/wrong-rate audio,
   transcript lines without audio, audio without transcript ...) are collected
@@ -35,7 +42,8 @@ only how to read its metadata (:func:`collected_entries` turns the usual
 ``{output: [row without duration]}`` into what it needs), and
 :func:`cli_parser` + :func:`run_cli` give every module the same command
 line (``--data_folder``, ``--save_folder``, ``--skip_bad_files``,
-``--num_workers``; exit code 2 with the problem list on stderr).
+``--num_workers``, and ``--full_decode`` / ``--header_only`` where the module
+takes ``full_decode``; exit code 2 with the problem list on stderr).
 """
 import argparse
 import csv
@@ -43,11 +51,13 @@ import json
 import logging
 import multiprocessing
 import os
+import secrets
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 logger = logging.getLogger(__name__)
@@ -59,6 +69,15 @@ DATA_ROOT_KEY = "data_root"
 PROBLEMS_FILE_THRESHOLD = 20
 _CHUNK = 256  # files per task sent to a scanning worker
 MIN_FILES_PER_WORKER = 1000  # num_workers=None starts no more workers than this allows
+# decoding every sample costs ~30x a header read (benchmarks/prep_speed.py),
+# so a pool pays off on far fewer files
+MIN_DECODED_FILES_PER_WORKER = 50
+# Sample formats (soundfile subtypes) that can store NaN / Inf: IEEE floats.
+# Integer PCM, FLAC, ALAW/ULAW ... decode to finite values whatever the bytes.
+NONFINITE_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})
+DEFAULT_FULL_DECODE = "float"
+_DECODE_BLOCK = 1 << 16  # frames per read of a full decode (256 KiB as float32)
+_TAIL_FRAMES = 1024  # frames :func:`verify_audio_files` reads at the end
 
 
 class DataPreparationError(RuntimeError):
@@ -70,6 +89,19 @@ class DataPreparationError(RuntimeError):
     def __init__(self, message, problems=()):
         super().__init__(message)
         self.problems = list(problems)
+
+
+class AudioFileError(ValueError):
+    """An audio file cannot be read as its manifest says (missing,
+    undecodable, another sample rate, shorter, NaN / Inf samples): raised
+    while training reads it. ``path`` names the file.
+
+    Takes the message as its one positional argument, so a DataLoader
+    worker re-raises it with its type."""
+
+    def __init__(self, message, path=None):
+        super().__init__(message)
+        self.path = path
 
 
 @dataclass(frozen=True)
@@ -176,12 +208,131 @@ class ProblemList:
 
 
 # ---------------------------------------------------------------- audio scan
-def probe_audio(path, sample_rate=SAMPLE_RATE):
-    """Read the header of one audio file.
+def full_decode_mode(full_decode):
+    """Normalise a ``full_decode`` option: ``False`` (headers only),
+    ``"float"`` (decode the files that can hold NaN / Inf) or ``True``
+    (decode every file). ``None`` / ``0`` / ``1`` read as ``False`` / ``True``.
+
+    >>> full_decode_mode("float"), full_decode_mode(None), full_decode_mode(1)
+    ('float', False, True)
+    """
+    if isinstance(full_decode, str):
+        if full_decode == "float":
+            return "float"
+        raise ValueError(f"full_decode must be True, False or 'float', got {full_decode!r}")
+    return bool(full_decode)
+
+
+def can_hold_nonfinite(subtype):
+    """Whether samples of this ``soundfile`` subtype can be NaN / Inf.
+
+    >>> can_hold_nonfinite("FLOAT"), can_hold_nonfinite("PCM_16")
+    (True, False)
+    """
+    return subtype in NONFINITE_SUBTYPES
+
+
+def _error_detail(err):
+    return str(err).split(":")[-1].strip() or type(err).__name__
+
+
+def _decode_all(audio, frames, check_finite):
+    """Read every frame of an open mono ``SoundFile``.
+
+    Returns what is wrong, or None. Integer files are read as int16 (no
+    float conversion: only decodability and length matter); float files as
+    float32, what training reads, and checked for NaN / Inf block by block
+    (one ``[_DECODE_BLOCK]`` buffer, reused)."""
+    buffer = np.empty(_DECODE_BLOCK, dtype="float32" if check_finite else "int16")
+    done, nan, inf, first = 0, 0, 0, None
+    try:
+        while True:
+            block = audio.read(out=buffer)  # a shorter view at the end of the file
+            if check_finite and not np.isfinite(block).all():  # rare: count them all
+                is_nan = np.isnan(block)
+                is_inf = np.isinf(block)
+                nan += int(is_nan.sum())
+                inf += int(is_inf.sum())
+                if first is None:
+                    first = done + int(np.flatnonzero(is_nan | is_inf)[0])
+            done += len(block)
+            if len(block) < len(buffer):
+                break
+    except Exception as err:  # libsndfile raises several types
+        return (f"undecodable audio after {done} of {frames} frames "
+                f"({_error_detail(err)}); the file is damaged or truncated")
+    if first is not None:
+        kinds = " and ".join(f"{n} {k}" for n, k in ((nan, "NaN"), (inf, "Inf")) if n)
+        return (f"{kinds} sample(s), the first at sample {first} "
+                f"({first / audio.samplerate:.3f} s); expected finite audio")
+    if done != frames:
+        return (f"only {done} of the {frames} frames its header announces could be "
+                "decoded (truncated file?)")
+    return None
+
+
+def _inspect(path, sample_rate, full_decode, need=None, exact=True, tail=False):
+    """Check one audio file; returns ``(frames, what is wrong or None, decoded)``.
+
+    ``need`` (frames): what a manifest expects, exactly (``exact``) or at
+    least. ``tail``: also read the last ``_TAIL_FRAMES`` frames up to
+    ``need`` (or the end): a FLAC header still gives the full length after
+    the file was cut short, only reading there shows it."""
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        return None, "file does not exist", False
+    except OSError as err:
+        return None, f"cannot access file ({err.strerror})", False
+    if size == 0:
+        return None, "empty file (0 bytes)", False
+    try:
+        audio = sf.SoundFile(path)
+    except Exception as err:  # libsndfile raises several types
+        return None, f"unreadable audio ({_error_detail(err)})", False
+    with audio:
+        frames, rate, channels = audio.frames, audio.samplerate, audio.channels
+        if frames <= 0:
+            return None, "no audio frames (0 frames)", False
+        if sample_rate is not None and rate != sample_rate:
+            return None, f"sample rate is {rate} Hz, expected {sample_rate} Hz", False
+        if channels != 1:
+            return None, f"{channels} channels, expected mono", False
+        if need is not None:
+            if exact and frames != need:
+                return None, (f"{frames} frames, expected {need} as the manifest recorded "
+                              "(the file changed after preparation?)"), False
+            if frames < need:
+                return None, (f"{frames} frames, but the manifest reads up to frame "
+                              f"{need} (the file changed after preparation?)"), False
+        decode = full_decode is True or (full_decode == "float"
+                                         and can_hold_nonfinite(audio.subtype))
+        if decode:
+            what = _decode_all(audio, frames, can_hold_nonfinite(audio.subtype))
+            return (None if what else int(frames)), what, True
+        if tail:
+            end = frames if need is None else need
+            start = max(0, end - _TAIL_FRAMES)
+            try:
+                audio.seek(start)
+                got = len(audio.read(end - start, dtype="int16"))
+            except Exception as err:  # libsndfile raises several types
+                return None, (f"cannot read frames {start}:{end} ({_error_detail(err)}); "
+                              "the file is damaged or truncated"), False
+            if got != end - start:
+                return None, (f"frames {start}:{end} gave only {got} frames "
+                              "(truncated file?)"), False
+    return int(frames), None, False
+
+
+def probe_audio(path, sample_rate=SAMPLE_RATE, full_decode=DEFAULT_FULL_DECODE):
+    """Check one audio file.
 
     Returns ``(frames, None)`` for a good file or ``(None, what_is_wrong)``.
-    Only the header is read (``soundfile.SoundFile``, the call behind
-    ``soundfile.info``): the samples are never decoded.
+    The header is read (``soundfile.SoundFile``); the samples are decoded
+    too as ``full_decode`` says (see :func:`scan_audio`): a decoded file must
+    yield as many frames as its header announces, and a float one only
+    finite samples.
 
     >>> import numpy as np, soundfile, tempfile, os
     >>> folder = tempfile.mkdtemp()
@@ -191,43 +342,35 @@ def probe_audio(path, sample_rate=SAMPLE_RATE):
     (1600, None)
     >>> probe_audio(os.path.join(folder, "missing.flac"))
     (None, 'file does not exist')
+    >>> nan = os.path.join(folder, "nan.wav")
+    >>> soundfile.write(nan, np.full(1600, np.nan), 16000, subtype="FLOAT")
+    >>> probe_audio(nan)[1]
+    '1600 NaN sample(s), the first at sample 0 (0.000 s); expected finite audio'
+    >>> probe_audio(nan, full_decode=False)  # header only
+    (1600, None)
     """
-    try:
-        size = os.path.getsize(path)
-    except FileNotFoundError:
-        return None, "file does not exist"
-    except OSError as err:
-        return None, f"cannot access file ({err.strerror})"
-    if size == 0:
-        return None, "empty file (0 bytes)"
-    try:
-        with sf.SoundFile(path) as audio:
-            frames, rate, channels = audio.frames, audio.samplerate, audio.channels
-    except Exception as err:  # libsndfile raises several types
-        detail = str(err).split(":")[-1].strip() or type(err).__name__
-        return None, f"unreadable audio ({detail})"
-    if frames <= 0:
-        return None, "no audio frames (0 frames)"
-    if sample_rate is not None and rate != sample_rate:
-        return None, f"sample rate is {rate} Hz, expected {sample_rate} Hz"
-    if channels != 1:
-        return None, f"{channels} channels, expected mono"
-    return int(frames), None
+    frames, what, _ = _inspect(path, sample_rate, full_decode_mode(full_decode))
+    return frames, what
 
 
-def _probe_chunk(args):
-    paths, sample_rate = args
-    return [(path, *probe_audio(path, sample_rate)) for path in paths]
+def _inspect_chunk(args):
+    """Worker task: ``[(path, frames, what, decoded)]`` of a list of
+    ``(path, need)``."""
+    items, sample_rate, full_decode, exact, tail = args
+    return [(path, *_inspect(path, sample_rate, full_decode, need, exact, tail))
+            for path, need in items]
 
 
 @dataclass
 class ScanResult:
     """Output of :func:`scan_audio`: ``frames`` maps every good path to its
-    number of frames; ``problems`` lists the bad ones."""
+    number of frames; ``problems`` lists the bad ones; ``decoded`` counts
+    the files whose samples were all decoded."""
 
     frames: dict
     problems: list
     sample_rate: int
+    decoded: int = 0
 
     def duration(self, path):
         """Duration of a good file in seconds."""
@@ -246,9 +389,57 @@ def default_workers():
         return os.cpu_count() or 1
 
 
+def _parallel_inspect(items, sample_rate, full_decode, num_workers, progress, desc,
+                      exact=True, tail=False):
+    """:func:`_inspect` over ``items`` (``[(path, need)]``, unique paths) in
+    a worker pool with a progress bar; a :class:`ScanResult` in the order of
+    ``items``."""
+    from tqdm import tqdm
+
+    if num_workers is None:  # every core, but a pool only pays off on many files
+        per_worker = (MIN_DECODED_FILES_PER_WORKER if full_decode is True
+                      else MIN_FILES_PER_WORKER)
+        workers = min(default_workers(), len(items) // per_worker)
+    else:
+        workers = int(num_workers)
+    workers = max(1, min(workers, len(items)))
+    # small enough tasks to keep every worker busy until the end
+    size = max(1, min(_CHUNK, -(-len(items) // (8 * workers))))
+    chunks = [(items[i:i + size], sample_rate, full_decode, exact, tail)
+              for i in range(0, len(items), size)]
+    frames, problems, decoded = {}, [], 0
+    bar = tqdm(total=len(items), desc=desc, unit="file",
+               disable=(not progress) or None, leave=False)
+    pool = None
+    try:
+        if workers > 1:
+            pool = multiprocessing.get_context().Pool(workers)
+            results = pool.imap_unordered(_inspect_chunk, chunks)
+        else:
+            results = map(_inspect_chunk, chunks)
+        for chunk in results:
+            for path, n_frames, what, was_decoded in chunk:
+                decoded += was_decoded
+                if what is None:
+                    frames[path] = n_frames
+                else:
+                    problems.append(Problem(path, what))
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    # workers finish in any order: report in the order of ``items``
+    order = {path: k for k, (path, _) in enumerate(items)}
+    frames = dict(sorted(frames.items(), key=lambda item: order[item[0]]))
+    problems.sort(key=lambda p: order[p.path])
+    return ScanResult(frames, problems, sample_rate, decoded)
+
+
 def scan_audio(paths, sample_rate=SAMPLE_RATE, num_workers=None, progress=True,
-               desc="scanning audio"):
-    """Check and measure audio files in parallel, reading headers only.
+               desc="scanning audio", full_decode=DEFAULT_FULL_DECODE):
+    """Check and measure audio files in parallel.
 
     Arguments
     ---------
@@ -259,10 +450,20 @@ def scan_audio(paths, sample_rate=SAMPLE_RATE, num_workers=None, progress=True,
         accepts any rate.
     num_workers : int, optional
         Worker processes; 0 or 1 scans in this process. None uses every
-        core, but one per ``MIN_FILES_PER_WORKER`` files at most (starting a
-        pool costs more than scanning a few hundred headers).
+        core, but one per ``MIN_FILES_PER_WORKER`` files at most
+        (``MIN_DECODED_FILES_PER_WORKER`` with ``full_decode=True``): starting
+        a pool costs more than scanning a few hundred headers.
     progress : bool
         Show a tqdm progress bar (only when stderr is a terminal).
+    full_decode : bool or "float"
+        Which files are decoded sample by sample after the header check:
+        ``"float"`` (default) those whose subtype is ``FLOAT`` / ``DOUBLE``,
+        the only ones that can hold NaN / Inf (integer PCM / FLAC files then
+        cost a header read); ``True`` every file (also finds damaged or
+        truncated data behind a good header, ~30x the cost of a header scan
+        on FLAC); ``False`` none (headers only). A decoded file with NaN /
+        Inf samples, undecodable data, or fewer frames than its header
+        announces is a problem.
 
     Returns
     -------
@@ -281,44 +482,83 @@ def scan_audio(paths, sample_rate=SAMPLE_RATE, num_workers=None, progress=True,
     >>> [p.what for p in result.problems]
     ['sample rate is 8000 Hz, expected 16000 Hz']
     """
-    from tqdm import tqdm
+    full_decode = full_decode_mode(full_decode)
+    items = [(str(p), None) for p in paths]
+    return _parallel_inspect(items, sample_rate, full_decode, num_workers, progress, desc)
 
-    paths = [str(p) for p in paths]
-    if num_workers is None:  # every core, but a pool only pays off on many files
-        workers = min(default_workers(), len(paths) // MIN_FILES_PER_WORKER)
+
+def verify_audio_files(files, sample_rate=SAMPLE_RATE, exact=True, full_decode=False,
+                       num_workers=None, progress=True, max_listed=PROBLEMS_FILE_THRESHOLD,
+                       what="audio check"):
+    """Re-check prepared audio before training; raise if any file is damaged.
+
+    Cheap by default: every file's header is read again (in parallel, as
+    :func:`scan_audio`) -- it must exist, be readable, mono, at
+    ``sample_rate`` and have the frames the manifest recorded -- and its
+    last ``_TAIL_FRAMES`` frames up to what the manifest needs are decoded
+    (a FLAC cut short keeps the full length in its header).
+
+    Arguments
+    ---------
+    files : dict or iterable
+        ``{path: frames}`` as the manifest recorded them, or paths alone
+        (then the frame count is not compared).
+    sample_rate : int
+        Expected rate (None: any).
+    exact : bool
+        ``frames`` is the exact length of each file (a LibriSpeech
+        manifest); False: only the length read from it (a length split's
+        pieces may stop before a file's end).
+    full_decode : bool or "float"
+        Also decode samples, as in :func:`scan_audio` (default False: this
+        is the cheap check).
+    num_workers, progress
+        As in :func:`scan_audio`.
+    max_listed : int
+        Damaged files named in the message (all are in ``err.problems``).
+
+    Returns
+    -------
+    ScanResult of the files (all good).
+
+    Raises
+    ------
+    DataPreparationError
+        One error naming the first ``max_listed`` damaged files, what is
+        wrong with each, and how many there are.
+
+    Example
+    -------
+    >>> import numpy as np, soundfile, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.flac")
+    >>> soundfile.write(path, np.zeros(800), 16000)
+    >>> len(verify_audio_files({path: 800}, progress=False).frames)
+    1
+    >>> try:
+    ...     verify_audio_files({path: 1600}, progress=False)
+    ... except DataPreparationError as err:
+    ...     print(err.problems[0].what)
+    800 frames, expected 1600 as the manifest recorded (the file changed after preparation?)
+    """
+    if isinstance(files, dict):
+        items = [(str(p), None if n is None else int(n)) for p, n in files.items()]
     else:
-        workers = int(num_workers)
-    workers = max(1, min(workers, len(paths)))
-    # small enough tasks to keep every worker busy until the end
-    size = max(1, min(_CHUNK, -(-len(paths) // (8 * workers))))
-    chunks = [(paths[i:i + size], sample_rate) for i in range(0, len(paths), size)]
-    frames, problems = {}, []
-    bar = tqdm(total=len(paths), desc=desc, unit="file",
-               disable=(not progress) or None, leave=False)
-    pool = None
-    try:
-        if workers > 1:
-            pool = multiprocessing.get_context().Pool(workers)
-            results = pool.imap_unordered(_probe_chunk, chunks)
-        else:
-            results = map(_probe_chunk, chunks)
-        for chunk in results:
-            for path, n_frames, what in chunk:
-                if what is None:
-                    frames[path] = n_frames
-                else:
-                    problems.append(Problem(path, what))
-            bar.update(len(chunk))
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-    # workers finish in any order: report in the order of ``paths``
-    order = {path: k for k, path in enumerate(paths)}
-    frames = dict(sorted(frames.items(), key=lambda item: order[item[0]]))
-    problems.sort(key=lambda p: order[p.path])
-    return ScanResult(frames, problems, sample_rate)
+        items = [(str(p), None) for p in dict.fromkeys(files)]
+    result = _parallel_inspect(items, sample_rate, full_decode_mode(full_decode),
+                               num_workers, progress, what, exact=exact, tail=True)
+    if result.problems:
+        bad = result.problems
+        listing = "\n".join(f"  {p}" for p in bad[:max_listed])
+        more = f"\n  ... and {len(bad) - max_listed} more" if len(bad) > max_listed else ""
+        shown = f", the first {max_listed} listed" if len(bad) > max_listed else ""
+        message = (f"{what}: {len(bad)} of {len(items)} audio file(s) are damaged or "
+                   f"changed since preparation{shown}; re-copy them, or prepare again "
+                   "into a new save folder with skip_bad_files=True to leave them out "
+                   "(a re-run into the same folder reuses its manifests):\n"
+                   f"{listing}{more}")
+        logger.error("%s", message)
+        raise DataPreparationError(message, bad)
+    return result
 
 
 # ------------------------------------------------------------ skip-if-done
@@ -383,19 +623,44 @@ class DoneRecord:
 
 
 # ----------------------------------------------------------------- writing
-def atomic_write_text(path, text):
-    """Write ``text`` to ``path`` through a temporary file + ``os.replace``."""
+def _open_temp(path):
+    """A new temporary file next to ``path``: ``(text handle, its path)``.
+
+    Created with mode 0o666 so the process umask applies, as with
+    ``open()`` (``tempfile.mkstemp`` makes 0o600 files, and ``os.replace``
+    would keep that mode on the manifest)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        return os.fdopen(fd, "w", encoding="utf-8", newline=""), tmp
+    raise FileExistsError(f"no free temporary name next to {path}")
+
+
+def _atomic_write(path, write):
+    """Call ``write(handle)`` on a temporary file, then move it to ``path``
+    (``os.replace``: readers see the old file or the new one, never half)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, tmp = _open_temp(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        with handle:
+            result = write(handle)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return result
+
+
+def atomic_write_text(path, text):
+    """Write ``text`` to ``path`` through a temporary file + ``os.replace``;
+    the file gets the permissions ``open()`` would give (0o666 & ~umask)."""
+    _atomic_write(path, lambda handle: handle.write(text))
 
 
 def write_csv(path, rows, fieldnames):
@@ -403,7 +668,8 @@ def write_csv(path, rows, fieldnames):
 
     ``rows`` are dicts with at least ``ID`` (unique) and every key in
     ``fieldnames``; ``fieldnames`` must start with ``ID``. Returns the number
-    of rows.
+    of rows. The file gets the permissions ``open()`` would give
+    (0o666 & ~umask).
 
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "toy.csv")
@@ -417,24 +683,18 @@ def write_csv(path, rows, fieldnames):
     fieldnames = list(fieldnames)
     if not fieldnames or fieldnames[0] != "ID":
         raise ValueError(f"CSV columns must start with 'ID', got {fieldnames}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fieldnames, extrasaction="ignore",
-                                    lineterminator="\n")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow(row)
-                count += 1
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return count
+
+    def write(handle):
+        writer = csv.DictWriter(handle, fieldnames=fieldnames, extrasaction="ignore",
+                                lineterminator="\n")
+        writer.writeheader()
+        count = 0
+        for row in rows:
+            writer.writerow(row)
+            count += 1
+        return count
+
+    return _atomic_write(path, write)
 
 
 def read_csv(path):
@@ -584,7 +844,7 @@ def read_table(path, problems, required, delimiter=",", what="metadata file",
 
 def run_preparation(name, save_folder, outputs, options, collect, skip_bad_files=False,
                     num_workers=None, sample_rate=SAMPLE_RATE, progress=True,
-                    what=None):
+                    what=None, full_decode=DEFAULT_FULL_DECODE):
     """Drive one preparation: skip-if-done, audio scan, bad-input policy,
     atomic writing. Corpus modules supply only the corpus-specific parts.
 
@@ -604,8 +864,10 @@ def run_preparation(name, save_folder, outputs, options, collect, skip_bad_files
         function ``build(scan, problems) -> {key: (rows, columns)}`` called
         after the scan. ``build`` must leave out every path in
         ``problems.bad_paths()`` and any input it adds a problem for itself.
-    skip_bad_files, num_workers, sample_rate, progress
-        As in :func:`scan_audio` / :meth:`ProblemList.enforce`.
+    skip_bad_files, num_workers, sample_rate, progress, full_decode
+        As in :func:`scan_audio` / :meth:`ProblemList.enforce`;
+        ``full_decode`` is recorded with ``options`` (so a re-run with
+        another value scans again).
     what : str, optional
         Name used in messages (default ``"<name> preparation"``).
 
@@ -617,6 +879,8 @@ def run_preparation(name, save_folder, outputs, options, collect, skip_bad_files
     ``skip_bad_files`` is set, or there is none.
     """
     what = what or f"{name} preparation"
+    full_decode = full_decode_mode(full_decode)
+    options = {**options, "full_decode": full_decode}
     save_folder = Path(save_folder)
     record = DoneRecord(save_folder, name)
     csv_files = {key: str(save_folder / file) for key, file in outputs.items()}
@@ -631,7 +895,8 @@ def run_preparation(name, save_folder, outputs, options, collect, skip_bad_files
     paths = list(dict.fromkeys(str(p) for p in paths))  # unique, in order
     if any(p.fatal for p in problems):  # no point scanning audio
         problems.enforce(skip_bad_files, report_folder=save_folder)
-    scan = scan_audio(paths, sample_rate, num_workers, progress, desc=what)
+    scan = scan_audio(paths, sample_rate, num_workers, progress, desc=what,
+                      full_decode=full_decode)
     problems.extend(scan.problems)
     tables = build(scan, problems)
     problems.enforce(skip_bad_files, report_folder=save_folder)
@@ -699,19 +964,37 @@ def print_csv_files(result):
         print(f"{name}: {path}")
 
 
+def add_full_decode_options(parser):
+    """``--full_decode`` (decode every file) / ``--header_only`` (decode
+    none) on ``parser``; without either, float files are decoded (see
+    :func:`scan_audio`). Sets ``full_decode`` to True / False / "float"."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--full_decode", dest="full_decode", action="store_const",
+                       const=True, default=DEFAULT_FULL_DECODE,
+                       help="decode every sample of every audio file (finds damaged "
+                            "data and NaN/Inf samples; slower). Default: only files "
+                            "stored as float (the only ones that can hold NaN/Inf) "
+                            "are decoded, the others' headers are read")
+    group.add_argument("--header_only", dest="full_decode", action="store_const",
+                       const=False, help="read audio headers only, decode nothing")
+
+
 def run_cli(parser, argv, prepare, skip_help="leave out bad files instead of stopping",
-            report=print_csv_files):
+            report=print_csv_files, decode_options=False):
     """Run a preparation from the command line; returns the exit code.
 
     Adds ``--skip_bad_files`` (help ``skip_help``) and ``--num_workers`` to
-    ``parser``, parses ``argv``, sets up logging and calls ``prepare`` with
-    every option as the keyword argument of the same name
-    (``prepare(data_folder=..., save_folder=..., skip_bad_files=..., ...)``).
-    A :class:`DataPreparationError` is printed to stderr and gives exit code
-    2; otherwise ``report(result)`` prints the outputs and the exit code is
-    0."""
+    ``parser`` (and, with ``decode_options``, ``--full_decode`` /
+    ``--header_only``: see :func:`add_full_decode_options`), parses ``argv``,
+    sets up logging and calls ``prepare`` with every option as the keyword
+    argument of the same name (``prepare(data_folder=..., save_folder=...,
+    skip_bad_files=..., ...)``). A :class:`DataPreparationError` is printed
+    to stderr and gives exit code 2; otherwise ``report(result)`` prints the
+    outputs and the exit code is 0."""
     parser.add_argument("--skip_bad_files", action="store_true", help=skip_help)
     parser.add_argument("--num_workers", type=int, default=None)
+    if decode_options:
+        add_full_decode_options(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -63,9 +63,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .common import (DATA_ROOT_KEY, SAMPLE_RATE, DataPreparationError, DoneRecord,
-                     atomic_write_text, cli_parser, format_seconds, read_csv,
-                     resolve_data_root, run_cli, write_csv)
+from .common import (DATA_ROOT_KEY, DEFAULT_FULL_DECODE, SAMPLE_RATE, AudioFileError,
+                     DataPreparationError, DoneRecord, atomic_write_text, cli_parser,
+                     format_seconds, read_csv, resolve_data_root, run_cli,
+                     verify_audio_files, write_csv)
 
 logger = logging.getLogger(__name__)
 
@@ -236,7 +237,53 @@ def make_pieces(rows, length, max_spread=1.0, sample_rate=SAMPLE_RATE):
 
 
 # ------------------------------------------------------------------ reading
-def read_piece(segments, data_root=None):
+def _read_segment(path, start, stop, sample_rate):
+    """Samples ``start:stop`` of one mono file: float32, shape ``[stop - start]``.
+
+    Raises :class:`AudioFileError` naming the file and what the manifest
+    expected. The header checks cost nothing (the file is opened anyway)
+    and the finite check ~6 us per 5 s piece."""
+    expected = f"expected a mono {sample_rate} Hz file with at least {stop} frames"
+    try:
+        audio = sf.SoundFile(path)
+    except Exception as err:  # libsndfile raises several types
+        if not os.path.exists(path):
+            raise AudioFileError(f"{path}: file does not exist ({expected}, as the "
+                                 "manifest says)", path) from None
+        raise AudioFileError(f"{path}: unreadable audio ({str(err).strip()}); {expected}",
+                             path) from None
+    with audio:
+        if sample_rate is not None and audio.samplerate != sample_rate:
+            raise AudioFileError(f"{path}: sample rate is {audio.samplerate} Hz, "
+                                 f"expected {sample_rate} Hz", path)
+        if audio.channels != 1:
+            raise AudioFileError(f"{path}: {audio.channels} channels, expected mono", path)
+        if audio.frames < stop:
+            raise AudioFileError(f"{path}: {audio.frames} frames, but the manifest reads "
+                                 f"samples {start}:{stop} (file shorter than the manifest "
+                                 "says: changed after preparation?)", path)
+        try:
+            audio.seek(start)
+            data = audio.read(stop - start, dtype="float32")
+        except Exception as err:  # libsndfile raises several types
+            raise AudioFileError(f"{path}: undecodable audio in samples {start}:{stop} "
+                                 f"({str(err).strip()}); the file is damaged or truncated",
+                                 path) from None
+    if data.shape[0] != stop - start:
+        raise AudioFileError(f"{path}: asked for samples {start}:{stop} but the file "
+                             f"gave {data.shape[0]} (file shorter than the manifest says?)",
+                             path)
+    if not np.isfinite(data).all():
+        bad = ~np.isfinite(data)
+        first = start + int(np.flatnonzero(bad)[0])
+        raise AudioFileError(f"{path}: {int(bad.sum())} NaN/Inf sample(s) in samples "
+                             f"{start}:{stop}, the first at sample {first}; expected finite "
+                             "audio (verify_manifest(..., full_decode=True) lists every "
+                             "such file)", path)
+    return data
+
+
+def read_piece(segments, data_root=None, sample_rate=SAMPLE_RATE):
     """Waveform of one piece: its segments read and concatenated.
 
     ``segments`` is the CSV's ``segments`` string, with ``$data_root``
@@ -246,6 +293,11 @@ def read_piece(segments, data_root=None):
     ``speechbrain.dataio.dataio.read_audio``); use it in a SpeechBrain
     pipeline with ``dataset.add_dynamic_item(read_piece, takes="segments",
     provides="sig")``.
+
+    Raises :class:`~data_prep.common.AudioFileError` (a ``ValueError``)
+    naming the file when one is missing, undecodable, not mono at
+    ``sample_rate``, shorter than the manifest says or holds NaN / Inf
+    samples in the piece.
 
     >>> import numpy as np, soundfile, tempfile, os
     >>> folder = tempfile.mkdtemp()
@@ -260,14 +312,77 @@ def read_piece(segments, data_root=None):
     if f"${DATA_ROOT_KEY}" in segments:
         raise ValueError(f"{segments!r} still holds ${DATA_ROOT_KEY}: load the CSV with "
                          f"replacements={{'{DATA_ROOT_KEY}': folder}} or pass data_root")
-    chunks = []
-    for path, start, stop in parse_segments(segments):
-        audio, _ = sf.read(path, start=start, stop=stop, dtype="float32", always_2d=True)
-        if audio.shape[0] != stop - start:
-            raise ValueError(f"{path}: asked for samples {start}:{stop} but the file "
-                             f"gave {audio.shape[0]} (file shorter than the manifest says?)")
-        chunks.append(audio[:, 0])
+    chunks = [_read_segment(path, start, stop, sample_rate)
+              for path, start, stop in parse_segments(segments)]
     return torch.from_numpy(np.concatenate(chunks) if len(chunks) > 1 else chunks[0])
+
+
+def manifest_frames(csv_path, data_folder, sample_rate=SAMPLE_RATE):
+    """The audio files a prepared manifest reads: ``({path: frames}, exact)``.
+
+    A length split (``segments`` column): each file's largest STOP, which
+    the file must reach (``exact=False``: a chapter's dropped remainder
+    may end before the file does). A LibriSpeech-style manifest (``wav``
+    and ``duration``): each file's length to the sample (``exact=True``).
+    ``$data_root`` is replaced by ``data_folder``.
+
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "length_5s.csv")
+    >>> _ = write_csv(path, [{"ID": "1-2-5s-0000", "duration": "0.1",
+    ...                       "segments": "$data_root/a.flac:0:800;$data_root/b.flac:0:800"},
+    ...                      {"ID": "1-2-5s-0001", "duration": "0.1",
+    ...                       "segments": "$data_root/b.flac:800:2400"}], CSV_COLUMNS)
+    >>> manifest_frames(path, "/data")
+    ({'/data/a.flac': 800, '/data/b.flac': 2400}, False)
+    """
+    if not os.path.isfile(csv_path):
+        raise DataPreparationError(f"{csv_path}: manifest not found (prepare it first)")
+    rows = read_csv(csv_path)
+    columns = set(rows[0]) if rows else set()
+    frames = {}
+    if "segments" in columns:
+        for row in rows:
+            for path, _, stop in parse_segments(resolve_data_root(row["segments"],
+                                                                  data_folder)):
+                frames[path] = max(stop, frames.get(path, 0))
+        return frames, False
+    if {"wav", "duration"} <= columns:
+        for row in rows:
+            frames[resolve_data_root(row["wav"], data_folder)] = int(
+                round(float(row["duration"]) * sample_rate))
+        return frames, True
+    raise ValueError(f"{csv_path}: expected a 'segments' column (length split) or "
+                     f"'wav' and 'duration' (LibriSpeech manifest), got {sorted(columns)}")
+
+
+def verify_manifest(csv_path, data_folder, sample_rate=SAMPLE_RATE, num_workers=None,
+                    progress=True, max_listed=20, full_decode=False):
+    """Cheap check, before training, that the audio of a prepared manifest
+    is still as it was prepared (see :func:`manifest_frames`).
+
+    Every file's header is re-read in parallel (exists, mono, at
+    ``sample_rate``, frame count as recorded) and its last frames up to
+    what the manifest reads are decoded (a cut FLAC keeps its length in the
+    header). ``full_decode`` as in ``data_prep.common.scan_audio`` (default
+    False: headers and ends only).
+
+    Returns the ``ScanResult`` of the files; raises one
+    :class:`DataPreparationError` naming the first ``max_listed`` damaged
+    files and their count (all in ``err.problems``).
+
+    >>> import numpy as np, soundfile, tempfile, os
+    >>> folder = tempfile.mkdtemp()
+    >>> soundfile.write(os.path.join(folder, "a.flac"), np.zeros(1600), 16000)
+    >>> path = os.path.join(folder, "length_1s.csv")
+    >>> _ = write_csv(path, [{"ID": "1-2-1s-0000", "duration": "0.1",
+    ...                       "segments": "$data_root/a.flac:0:1600"}], CSV_COLUMNS)
+    >>> list(verify_manifest(path, folder, progress=False).frames.values())
+    [1600]
+    """
+    frames, exact = manifest_frames(csv_path, data_folder, sample_rate)
+    return verify_audio_files(frames, sample_rate, exact=exact, full_decode=full_decode,
+                              num_workers=num_workers, progress=progress,
+                              max_listed=max_listed, what=f"audio check of {csv_path}")
 
 
 def piece_dataset(csv_path, data_folder):
@@ -344,7 +459,7 @@ def _fingerprint(paths):
 def prepare_length_splits(data_folder, save_folder, lengths=DEFAULT_LENGTHS,
                           splits=("train-clean-100",), source_csvs=None, max_spread=1.0,
                           sample_rate=SAMPLE_RATE, skip_prep=False, skip_bad_files=False,
-                          num_workers=None):
+                          num_workers=None, full_decode=DEFAULT_FULL_DECODE):
     """Write ``length_<L>s.csv`` for every ``L`` in ``lengths``, plus the
     statistics JSON and figure (see the module docstring).
 
@@ -366,8 +481,12 @@ def prepare_length_splits(data_folder, save_folder, lengths=DEFAULT_LENGTHS,
         Largest difference between two pieces of one split, in seconds.
     skip_prep : bool
         Do nothing (SpeechBrain convention).
-    skip_bad_files, num_workers :
-        Passed to ``prepare_librispeech``.
+    skip_bad_files, num_workers, full_decode :
+        Passed to ``prepare_librispeech`` (``full_decode``: which files are
+        decoded to find NaN / Inf samples and damaged data; it is in that
+        preparation's done record, so a full-decode run after a header-only
+        one scans again). Unused with ``source_csvs``: check those with
+        :func:`verify_manifest`.
 
     Returns
     -------
@@ -387,7 +506,8 @@ def prepare_length_splits(data_folder, save_folder, lengths=DEFAULT_LENGTHS,
 
         result = prepare_librispeech(data_folder, save_folder, splits,
                                      skip_bad_files=skip_bad_files,
-                                     num_workers=num_workers, sample_rate=sample_rate)
+                                     num_workers=num_workers, sample_rate=sample_rate,
+                                     full_decode=full_decode)
         source_csvs = [result.csv_files[s] for s in result.csv_files]
     source_csvs = [os.path.abspath(p) for p in source_csvs]
     missing = [p for p in source_csvs if not os.path.isfile(p)]
@@ -464,7 +584,8 @@ def main(argv=None):
         print(json.dumps(result["stats"]["splits"], indent=1))
         print(f"statistics: {result['stats_file']}\nfigure: {result['figure']}")
 
-    return run_cli(parser, argv, prepare_length_splits, skip_help=None, report=report)
+    return run_cli(parser, argv, prepare_length_splits, skip_help=None, report=report,
+                   decode_options=True)
 
 
 if __name__ == "__main__":

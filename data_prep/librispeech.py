@@ -11,11 +11,17 @@ Output: ``save_folder/<split>.csv`` with columns ``ID,duration,wav,spk_id,wrd``
 ``DynamicItemDataset.from_csv(csv, replacements={"data_root": data_folder})``;
 ``wrd`` is the upper-case transcript), rows sorted by ID.
 
-Only audio headers are read (in parallel, see ``data_prep.common``) and each
-transcript file is parsed once: the 281k files of the 960 h take well under
-a minute with a warm page cache (``benchmarks/prep_speed.py``). Bad inputs follow the policy of ``data_prep.common``: by
-default the preparation stops before writing anything and lists every
-offending file; ``skip_bad_files=True`` leaves them out.
+Audio headers are read (in parallel, see ``data_prep.common.scan_audio``)
+and each transcript file is parsed once: the 281k files of the 960 h take
+well under a minute with a warm page cache (``benchmarks/prep_speed.py``).
+Files stored as float (which can hold NaN / Inf) are also decoded in full;
+LibriSpeech's 16-bit FLAC cannot, so by default nothing is decoded.
+``full_decode=True`` (``--full_decode``) decodes every file, which also finds
+damaged data behind a good header, at ~30x the cost of the header scan
+(about 0.5 s of one core per hour of audio). Bad inputs follow the policy
+of ``data_prep.common``: by default the preparation stops before writing
+anything and lists every offending file; ``skip_bad_files=True`` leaves them
+out.
 
 Command line::
 
@@ -28,9 +34,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import (SAMPLE_RATE, DataPreparationError, DoneRecord, PrepResult,
-                     ProblemList, check_data_folder, cli_parser, format_seconds, merge_csvs,
-                     relative_to_root, run_cli, scan_audio, write_csv)
+from .common import (DEFAULT_FULL_DECODE, SAMPLE_RATE, DataPreparationError, DoneRecord,
+                     PrepResult, ProblemList, check_data_folder, cli_parser, format_seconds,
+                     full_decode_mode, merge_csvs, relative_to_root, run_cli, scan_audio,
+                     write_csv)
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +202,7 @@ def _missing_split(data_folder, split):
 
 def prepare_librispeech(data_folder, save_folder, splits=DEFAULT_SPLITS, skip_prep=False,
                         skip_bad_files=False, num_workers=None, sample_rate=SAMPLE_RATE,
-                        merge_name=None, progress=True):
+                        merge_name=None, progress=True, full_decode=DEFAULT_FULL_DECODE):
     """Write ``save_folder/<split>.csv`` (``ID,duration,wav,spk_id,wrd``) for
     every split.
 
@@ -221,13 +228,19 @@ def prepare_librispeech(data_folder, save_folder, splits=DEFAULT_SPLITS, skip_pr
         Also write ``save_folder/<merge_name>.csv`` with all the splits.
     progress : bool
         Show a progress bar while scanning (on a terminal).
+    full_decode : bool or "float"
+        Which files are decoded sample by sample to find NaN / Inf samples,
+        undecodable data and truncated files (see
+        ``data_prep.common.scan_audio``): ``"float"`` (default) only files
+        stored as float, ``True`` every file, ``False`` none.
 
     Returns
     -------
     PrepResult or None (with ``skip_prep``)
 
-    Splits already prepared from the same folder with the same options are
-    not prepared again (see ``data_prep.common.DoneRecord``).
+    Splits already prepared from the same folder with the same options
+    (``full_decode`` included: a header-only run does not stand for a full
+    decode) are not prepared again (see ``data_prep.common.DoneRecord``).
 
     Example
     -------
@@ -247,8 +260,10 @@ def prepare_librispeech(data_folder, save_folder, splits=DEFAULT_SPLITS, skip_pr
     data_folder = os.path.abspath(data_folder)
     save_folder = Path(save_folder)
     problems = ProblemList("LibriSpeech preparation")
+    full_decode = full_decode_mode(full_decode)
     options = {"data_folder": data_folder, "sample_rate": sample_rate,
-               "skip_bad_files": bool(skip_bad_files), "version": PREP_VERSION}
+               "skip_bad_files": bool(skip_bad_files), "full_decode": full_decode,
+               "version": PREP_VERSION}
     record = DoneRecord(save_folder, "librispeech")
     csv_files = {s: str(save_folder / f"{s}.csv") for s in splits}
     todo = [s for s in splits if not record.is_done(s, options, [csv_files[s]])]
@@ -273,7 +288,10 @@ def prepare_librispeech(data_folder, save_folder, splits=DEFAULT_SPLITS, skip_pr
         check_duplicates(groups, problems)
         paths = [u.path for utts in groups.values() for u in utts]
         scan = scan_audio(paths, sample_rate, num_workers, progress,
-                          desc=f"LibriSpeech {'+'.join(todo)}")
+                          desc=f"LibriSpeech {'+'.join(todo)}", full_decode=full_decode)
+        if scan.decoded:
+            logger.info("LibriSpeech: decoded %d of %d files in full (full_decode=%r)",
+                        scan.decoded, len(paths), full_decode)
         problems.extend(scan.problems)
         problems.enforce(skip_bad_files, report_folder=save_folder)
         skipped = list(problems)
@@ -302,7 +320,7 @@ def main(argv=None):
                         help="split folders ('960' = the three training splits)")
     parser.add_argument("--merge_name", default=None,
                         help="also write <merge_name>.csv with every split")
-    return run_cli(parser, argv, prepare_librispeech)
+    return run_cli(parser, argv, prepare_librispeech, decode_options=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ PATH may be
 - an HF model folder (``config.json`` + weights),
 - a SpeechBrain checkpoint folder of our pre-training recipe
   (``CKPT+...`` holding ``backbone.ckpt``), or a recipe's ``save`` folder, in
-  which case the most recent checkpoint is used.
+  which case the newest complete checkpoint (``speechbrain_ext.checkpoints``)
+  whose backbone loads is used.
 
 The returned module, called on waveforms ``[batch, samples]`` (and optional
 relative lengths ``[batch]``), returns a ``BackboneOutput`` whose
@@ -22,10 +23,12 @@ Example
 >>> torch.equal(loaded.masked_spec_embed, model.masked_spec_embed)
 True
 """
+import logging
 from pathlib import Path
 
 import torch
 
+from . import checkpoints
 from .convert import CheckpointError, backbone_from_state, load_hf_folder
 from .models.sew import SEWBackbone, SEWConfig, SEWDBackbone, SEWDConfig
 from .models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
@@ -35,6 +38,8 @@ ARCHITECTURES = {"wav2vec2": (Wav2Vec2Backbone, Wav2Vec2Config),
                  "sew": (SEWBackbone, SEWConfig),
                  "sewd": (SEWDBackbone, SEWDConfig)}
 BACKBONE_FILE = "backbone.ckpt"
+
+logger = logging.getLogger(__name__)
 
 
 def backbone_config(config):
@@ -107,17 +112,41 @@ def _load_backbone_file(path):
         raise CheckpointError(f"{path}: cannot be read as a backbone checkpoint ({err})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a backbone checkpoint (expected format {FORMAT!r})")
-    name = ckpt["architecture"]
+    name = ckpt.get("architecture")
     if name not in ARCHITECTURES:
         raise CheckpointError(f"{path}: unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}")
     _, config_cls = ARCHITECTURES[name]
-    return backbone_from_state(config_cls.from_dict(ckpt["config"]), ckpt["state_dict"])
+    try:
+        return backbone_from_state(config_cls.from_dict(ckpt["config"]), ckpt["state_dict"])
+    except CheckpointError as err:
+        raise CheckpointError(f"{path}: {err}") from err
+    except (KeyError, TypeError, ValueError) as err:  # a mangled config or state
+        raise CheckpointError(f"{path}: damaged backbone checkpoint ({type(err).__name__}: {err})") from err
 
 
-def _latest_checkpoint_dir(folder):
-    candidates = sorted(folder.glob("CKPT+*"), key=lambda p: p.stat().st_mtime)
-    candidates = [c for c in candidates if (c / BACKBONE_FILE).is_file()]
-    return candidates[-1] if candidates else None
+def _load_newest_backbone(save_folder):
+    """The backbone of the newest complete checkpoint of ``save_folder``
+    whose ``backbone.ckpt`` loads, warning about each complete one skipped.
+    Incomplete folders (interrupted, or a save under way) are not candidates.
+    No loadable one is a ``CheckpointError`` listing why."""
+    complete = checkpoints.complete_checkpoints(save_folder)
+    problems = []
+    for folder in complete:
+        file = folder / BACKBONE_FILE
+        try:
+            if not file.is_file():
+                raise CheckpointError(f"{file}: missing")
+            return _load_backbone_file(file)
+        except CheckpointError as err:  # only read here: the folder is left as it is
+            logger.warning(f"skipping damaged checkpoint {folder}: {err}")
+            problems.append(str(err))
+    if not complete:
+        raise CheckpointError(
+            f"{save_folder}: no complete checkpoint (a CKPT+* folder with a "
+            f"{checkpoints.MARKER} marker; the others are interrupted or unfinished saves). "
+            f"Pass a CKPT+* folder itself to load it anyway")
+    raise CheckpointError(f"{save_folder}: none of its {len(complete)} complete checkpoints has a "
+                          f"loadable {BACKBONE_FILE}:\n  " + "\n  ".join(problems))
 
 
 # Config keys that change the network (the others are training-time settings:
@@ -158,7 +187,16 @@ def init_backbone(config, path):
 
 
 def load_backbone(path):
-    """Load any supported checkpoint (see module docstring) in eval mode."""
+    """Load any supported checkpoint (see module docstring) in eval mode.
+
+    ``path`` (str or Path): a backbone file, an HF folder, a checkpoint
+    folder or a save folder. A save folder gives the newest complete
+    checkpoint whose backbone loads, with a warning naming each damaged one
+    skipped; no complete one, or none that loads, is a ``CheckpointError``.
+    A ``CKPT+*`` folder given itself is loaded even without its ``COMPLETE``
+    marker (hand-made folders have none), with a warning: it may be an
+    interrupted save. Unreadable files are ``CheckpointError`` naming them.
+    """
     path = Path(path)
     if path.is_file():
         model = _load_backbone_file(path)
@@ -166,9 +204,12 @@ def load_backbone(path):
         config, state = load_hf_folder(path)
         model = backbone_from_state(config, state)
     elif (path / BACKBONE_FILE).is_file():
+        if path.name.startswith(checkpoints.PREFIX) and not checkpoints.is_complete(path):
+            logger.warning(f"{path} has no {checkpoints.MARKER} marker (an interrupted save, "
+                           f"or a hand-made folder): loading it anyway")
         model = _load_backbone_file(path / BACKBONE_FILE)
-    elif path.is_dir() and _latest_checkpoint_dir(path) is not None:
-        model = _load_backbone_file(_latest_checkpoint_dir(path) / BACKBONE_FILE)
+    elif path.is_dir() and any(p.is_dir() for p in path.glob(checkpoints.PREFIX + "*")):
+        model = _load_newest_backbone(path)
     elif not path.exists():
         raise CheckpointError(f"{path}: no such file or folder")
     else:

@@ -5,8 +5,9 @@ Our backbones' state-dict names are HF ``Wav2Vec2Model``'s / ``SEWModel``'s /
 ``model_type``: ``wav2vec2``, ``sew``, ``sew-d``) only translates
 ``config.json`` and strips a model prefix (``wav2vec2.`` / ``sew.`` /
 ``sew_d.`` of the ``For...`` heads); fairseq wav2vec2 checkpoints are renamed
-key by key. transformers itself is not needed here:
-folders are read and written with json + safetensors / torch.
+key by key, their pickles read as data (``safe_pickle``), never run.
+transformers itself is not needed here: folders are read and written with
+json + safetensors / torch.
 
 Command line::
 
@@ -23,6 +24,7 @@ True
 """
 import argparse
 import json
+import pickle
 import re
 import sys
 from pathlib import Path
@@ -31,6 +33,7 @@ import torch
 
 from .models.sew import SEWBackbone, SEWConfig, SEWDBackbone, SEWDConfig
 from .models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
+from .safe_pickle import load_plain, resolve_interpolations
 
 # The only activation our modules implement (exact GELU, as fairseq and HF;
 # HF SEW-D names it "gelu_python").
@@ -288,7 +291,7 @@ def export_hf_folder(model, folder):
 _FAIRSEQ_RULES = [
     (r"^feature_extractor\.conv_layers\.(\d+)\.0\.", r"feature_extractor.conv_layers.\1.conv."),
     (r"^feature_extractor\.conv_layers\.(\d+)\.2\.(weight|bias)$", r"feature_extractor.conv_layers.\1.layer_norm.\2"),
-    (r"^feature_extractor\.conv_layers\.(\d+)\.1\.1\.(weight|bias)$", r"feature_extractor.conv_layers.\1.layer_norm.\2"),
+    (r"^feature_extractor\.conv_layers\.(\d+)\.2\.1\.(weight|bias)$", r"feature_extractor.conv_layers.\1.layer_norm.\2"),
     (r"^layer_norm\.", "feature_projection.layer_norm."),
     (r"^post_extract_proj\.", "feature_projection.projection."),
     (r"^mask_emb$", "masked_spec_embed"),
@@ -353,17 +356,34 @@ def fairseq_state_to_ours(state, config):
 
 
 def load_fairseq_checkpoint(path):
-    """Read a fairseq wav2vec2 ``.pt``. Returns ``(config, state dict)``."""
+    """Read a fairseq wav2vec2 ``.pt``. Returns ``(config, state dict)``.
+
+    The file is read as data (``safe_pickle.load_plain``), never run: its
+    ``cfg`` (an omegaconf ``DictConfig``, or a dict) comes back as nested
+    dicts, its legacy ``args`` as an ``argparse.Namespace``; a file that
+    names any other global (``os.system``...) is a ``CheckpointError``
+    naming the file and the global. Neither fairseq nor omegaconf is needed.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such fairseq checkpoint")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if "model" not in ckpt:
+    try:
+        ckpt = load_plain(path)
+    except pickle.UnpicklingError as err:  # its message names the file (and any refused global)
+        raise CheckpointError(str(err)) from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{path}: no 'model' entry (not a fairseq checkpoint)")
     if ckpt.get("cfg") is not None:
+        if not isinstance(ckpt["cfg"], dict) or not isinstance(ckpt["cfg"].get("model"), dict):
+            raise CheckpointError(f"{path}: 'cfg' has no 'model' section")
+        # a pickled DictConfig keeps "${task.normalize}"-style references unresolved
+        resolve_interpolations(ckpt["cfg"])
         model_cfg = dict(ckpt["cfg"]["model"])
     elif ckpt.get("args") is not None:
-        model_cfg = vars(ckpt["args"])
+        args = ckpt["args"]
+        model_cfg = vars(args) if isinstance(args, argparse.Namespace) else args
+        if not isinstance(model_cfg, dict):
+            raise CheckpointError(f"{path}: 'args' is a {type(args).__name__}, not an argparse.Namespace")
     else:
         raise CheckpointError(f"{path}: neither 'cfg' nor 'args' (cannot tell the architecture)")
     config = fairseq_config_to_ours(model_cfg)

@@ -17,6 +17,35 @@
 A malformed override (file or command line) is a ``ValueError`` naming it;
 a missing override file a ``FileNotFoundError``.
 
+Every override (command line and files, nested mappings key by key) is
+checked against the value the hparams YAML gives its key, so that a wrong
+type fails here, naming the key, and not deep in torch after the data
+preparation. The YAML's plain values are read without resolving its
+HyperPyYAML tags: a tagged value (``!ref``, ``!new:``, ``!name:``,
+``!apply:``, ``!PLACEHOLDER``, ...) is not checked, nor is a key the YAML
+lacks (for a nested key: HyperPyYAML merges it in). The rules, by the
+YAML's value:
+
+* ``null``: anything; and a ``null`` override is taken for any key (it
+  switches a limit off: ``batch_seconds: null``; the recipe judges it);
+* an int: an int, or a number or numeric string of integral value, made
+  an int (``--max_updates=1e5`` is 100000; ``2.5`` and booleans fail);
+* a float: an int or a float; a string that Python's ``float()`` parses is
+  made that float: PyYAML (YAML 1.1) reads ``1e-3``, with no dot, as the
+  string ``'1e-3'``, so ``--lr=1e-3`` would otherwise be a string;
+* a bool: a bool (``True``/``False``, YAML 1.1's ``yes``/``no``...);
+* a string: a string, or any unquoted scalar, taken as the text typed
+  (``--train_splits=[960]`` names the split ``'960'``, ``--label=1.10`` is
+  ``'1.10'``, not the float 1.1); a list or mapping fails;
+* a list: a list; if the YAML's items share one type (``lm_weights``),
+  each item is checked against it; if they differ, the list is a record
+  (``online_mask: [0.1, 20]``: a probability and a span) and item ``i`` is
+  checked against the YAML's item ``i``;
+* a mapping: a mapping, checked key by key (``backbone_config.dim``).
+
+A mismatch is a ``ValueError`` naming the key (a dotted path for nested
+keys), the value, the file it came from and what the YAML has.
+
 Example
 -------
 >>> import tempfile, pathlib
@@ -25,6 +54,12 @@ Example
 >>> _ = (folder / "small.yaml").write_text("steps: 2\\n")
 >>> parse_arguments(["train.yaml", "--overrides_file", "small.yaml", "--lr=0.5"], folder)[2]
 {'steps': 2, 'lr': 0.5}
+>>> parse_arguments(["train.yaml", "--lr=1e-3", "--steps=1e3"], folder)[2]
+{'lr': 0.001, 'steps': 1000}
+>>> parse_arguments(["train.yaml", "--steps=ten"], folder)
+Traceback (most recent call last):
+    ...
+ValueError: override steps='ten': expected an int (the YAML has steps: 10)
 """
 import re
 from pathlib import Path
@@ -68,18 +103,225 @@ def yaml_keys(hparams_file):
     return set(re.findall(r"^([A-Za-z_]\w*)\s*:", Path(hparams_file).read_text(), re.MULTILINE))
 
 
-def read_overrides_file(name, bases=()):
-    """The ``key: value`` mapping of an overrides file."""
+class _Unknown:
+    """The marker of a tagged YAML value: its type is known only once
+    HyperPyYAML resolves it, so it is not checked."""
+
+    def __repr__(self):
+        return "<tagged>"
+
+
+UNKNOWN = _Unknown()
+
+
+class PlainValuesLoader(yaml.SafeLoader):
+    """A HyperPyYAML file's plain values; every tagged node (``!ref``,
+    ``!new:...``, ``!PLACEHOLDER``, ``!include``, ...) is ``UNKNOWN``.
+
+    >>> yaml.load("a: 1\\nb: !ref <a>\\nc: !new:torch.nn.ReLU\\n", Loader=PlainValuesLoader)
+    {'a': 1, 'b': <tagged>, 'c': <tagged>}
+    """
+
+
+def _unknown(loader, *suffix_and_node):
+    return UNKNOWN
+
+
+# `None`: any tag without a constructor of its own, local (`!`) or not
+PlainValuesLoader.add_constructor(None, _unknown)
+PlainValuesLoader.add_multi_constructor("!", _unknown)
+
+
+class _Default:
+    """A YAML value as the checker reads it: ``value`` is a scalar,
+    ``UNKNOWN``, or a dict / list of ``_Default``; ``text``, as the YAML
+    writes it (for the message)."""
+
+    def __init__(self, value, text):
+        self.value, self.text = value, text
+
+
+_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+
+
+def _source_text(node, value):
+    mark, end = node.start_mark, node.end_mark
+    text = mark.buffer[mark.index:end.index].strip() if mark.buffer else ""
+    if text and "\n" not in text:
+        return text if len(text) <= 60 else text[:57] + "..."
+    # a block mapping or list: its lines (and comments) would not read well
+    if isinstance(value, dict):
+        return f"<a mapping of {len(value)} keys>"
+    if isinstance(value, list):
+        return f"<a list of {len(value)} items>"
+    return repr(value)
+
+
+def _defaults(loader, node):
+    if node.tag == _MAP and isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)  # `<<: *base` merge keys, as safe_load does
+        value = {loader.construct_object(k, deep=True): _defaults(loader, v) for k, v in node.value}
+    elif node.tag == _SEQ and isinstance(node, yaml.SequenceNode):
+        value = [_defaults(loader, v) for v in node.value]
+    else:  # a scalar, or a tagged node: UNKNOWN
+        value = loader.construct_object(node, deep=True)
+    return _Default(value, _source_text(node, value))
+
+
+def yaml_defaults(hparams_file):
+    """The top-level ``{key: _Default}`` of a HyperPyYAML file, or None if
+    it cannot be read (HyperPyYAML then reports it, not the checker)."""
+    try:
+        loader = PlainValuesLoader(Path(hparams_file).read_text())
+        try:
+            node = loader.get_single_node()
+            root = _defaults(loader, node) if node is not None else None
+        finally:
+            loader.dispose()
+    except (OSError, ValueError, yaml.YAMLError):  # ValueError: e.g. a date out of range
+        return None
+    return root.value if root is not None and isinstance(root.value, dict) else None
+
+
+def _load_overrides(text):
+    """``(values, raw)`` of a YAML text: ``raw`` mirrors ``values`` (dicts
+    and lists), holding the source text of each unquoted scalar, for string
+    keys given a number (``--label=1.10`` means ``'1.10'``)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        values = loader.construct_document(node)  # flattens merge keys in `node`
+
+        def raw(node):
+            if isinstance(node, yaml.MappingNode):
+                return {loader.construct_object(k, deep=True): raw(v) for k, v in node.value}
+            if isinstance(node, yaml.SequenceNode):
+                return [raw(v) for v in node.value]
+            return node.value if node.style is None else None
+
+        return values, raw(node)
+    finally:
+        loader.dispose()
+
+
+_KINDS = ((bool, "a bool"), (int, "an int"), (float, "a float"), (str, "a string"),
+          (list, "a list"), (dict, "a mapping"))
+
+
+def _kind(value):
+    """The checked type of a YAML value; None (unchecked) for null, tagged
+    values and the rarer YAML types (dates, sets, ...)."""
+    for kind, _ in _KINDS:  # bool before int: a bool is an int in Python
+        if isinstance(value, kind):
+            return kind
+    return None
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def _number(value):
+    """A numeric string as a number (int if it reads as one), else None."""
+    for parse in (int, float):
+        try:
+            return parse(value)
+        except ValueError:
+            pass
+    return None
+
+
+def _convert(value, raw, kind):
+    """``value`` as the YAML's ``kind`` takes it, or ``_Mismatch``."""
+    if kind is int:
+        if isinstance(value, str):
+            value = _number(value)  # '1e5': a string to YAML 1.1
+        if isinstance(value, float) and value.is_integer():
+            return int(value)  # 1e5, 1.0e+5: integral, so meant as an int
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind is float:
+        if isinstance(value, str):
+            try:
+                return float(value)  # '1e-3': a string to YAML 1.1
+            except ValueError:
+                raise _Mismatch from None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(raw, str):  # an unquoted number, bool or date: the text typed
+            return raw
+    elif isinstance(value, kind):  # bool, list, dict
+        return value
+    raise _Mismatch
+
+
+def _check(value, raw, default, path, where, shown=None):
+    """``value`` (an override of ``path``) converted to the YAML's type;
+    a ``ValueError`` if it does not fit. ``shown``: the (path, text) of the
+    YAML value the message quotes (a list item quotes its list)."""
+    kind = _kind(default.value)
+    if value is None or kind is None:
+        return value
+    try:
+        value = _convert(value, raw, kind)
+    except _Mismatch:
+        shown_path, text = shown or (path, default.text)
+        what = dict(_KINDS)[kind]
+        raise ValueError(f"override {path}={value!r}{where}: expected {what} "
+                         f"(the YAML has {shown_path}: {text})") from None
+    if kind is dict:
+        raw = raw if isinstance(raw, dict) else {}
+        return {k: _check(v, raw.get(k), default.value[k], f"{path}.{k}", where)
+                if k in default.value else v for k, v in value.items()}
+    if kind is list:
+        items = default.value
+        if not items or any(item.value is UNKNOWN for item in items):
+            return value  # `[]`, or `!new:` objects: nothing to compare with
+        raw = raw if isinstance(raw, list) and len(raw) == len(value) else [None] * len(value)
+        if len({_kind(item.value) for item in items}) == 1:
+            templates = [items[0]] * len(value)  # every item of one type
+        else:  # a record: item i as the YAML's item i; items past its end unchecked
+            templates = items[:len(value)] + [_Default(None, "")] * (len(value) - len(items))
+        return [_check(v, r, t, f"{path}[{i}]", where, (path, default.text))
+                for i, (v, r, t) in enumerate(zip(value, raw, templates))]
+    return value
+
+
+def check_overrides(values, raw, defaults, where=""):
+    """``values`` (top-level overrides, ``raw`` their source texts) checked
+    against ``defaults`` (``yaml_defaults``), converted where the rules of
+    the module docstring say; ``where``: `` in FILE`` for the message.
+    Keys the YAML lacks pass unchecked (HyperPyYAML judges them)."""
+    if defaults is None:
+        return values
+    raw = raw if isinstance(raw, dict) else {}
+    return {k: _check(v, raw.get(k), defaults[k], str(k), where) if k in defaults else v
+            for k, v in values.items()}
+
+
+def _read_overrides(name, bases=()):
+    """``(values, raw)`` of an overrides file (see ``_load_overrides``)."""
     path = resolve_path(name, bases) if name else None
     if path is None or not path.is_file():
         raise FileNotFoundError(f"--overrides_file: no such file {name!r}")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values, raw = _load_overrides(path.read_text())
     except yaml.YAMLError as err:
         raise ValueError(f"malformed override in {name}: {err}") from err
+    values = values or {}
     if not isinstance(values, dict):
         raise ValueError(f"overrides in {name} must be 'key: value' pairs, got {values!r}")
-    return values
+    return values, raw
+
+
+def read_overrides_file(name, bases=()):
+    """The ``key: value`` mapping of an overrides file."""
+    return _read_overrides(name, bases)[0]
 
 
 def parse_arguments(argv, recipe_dir, skip_unknown_file_keys=False, path_keys=()):
@@ -89,7 +331,9 @@ def parse_arguments(argv, recipe_dir, skip_unknown_file_keys=False, path_keys=()
     file lacks are dropped (one file shared by several recipes); a
     command-line key the YAML lacks stays an error (HyperPyYAML: a typo).
     ``path_keys``: override keys naming files or folders, resolved like the
-    hparams file.
+    hparams file. Every override is type-checked against the hparams file
+    (module docstring): a ``ValueError`` naming the key, before any
+    training or data preparation starts.
     """
     files, rest = [], []
     args = iter(argv)
@@ -103,20 +347,23 @@ def parse_arguments(argv, recipe_dir, skip_unknown_file_keys=False, path_keys=()
     if rest and not rest[0].startswith("-"):
         rest[0] = str(resolve_path(rest[0], [recipe_dir]))
     hparams_file, run_opts, cli = sb.parse_arguments(rest)
+    defaults = yaml_defaults(hparams_file)
     overrides = {}
     known = yaml_keys(hparams_file) if skip_unknown_file_keys and files else None
     for name in files:
-        values = read_overrides_file(name, [recipe_dir])
+        values, raw = _read_overrides(name, [recipe_dir])
         if known is not None:
             values = {k: v for k, v in values.items() if k in known}
-        overrides = merge_overrides(overrides, values)
+        # each file checked on its own, so that the message names it
+        overrides = merge_overrides(overrides, check_overrides(values, raw, defaults, f" in {name}"))
     try:
-        cli_values = (yaml.safe_load(cli) if cli else None) or {}
+        cli_values, cli_raw = _load_overrides(cli) if cli else (None, None)
     except yaml.YAMLError as err:
         raise ValueError(f"malformed command-line override: {err}") from err
+    cli_values = cli_values or {}
     if not isinstance(cli_values, dict):
         raise ValueError(f"malformed command-line override: expected --key=value, got {cli!r}")
-    overrides = merge_overrides(overrides, cli_values)
+    overrides = merge_overrides(overrides, check_overrides(cli_values, cli_raw, defaults))
     for key in path_keys:
         if isinstance(overrides.get(key), str):
             overrides[key] = str(resolve_path(overrides[key], [recipe_dir]))

@@ -1,5 +1,6 @@
 """Pieces every training recipe shares: batch cropping, counting the audio
-seen, saving the backbone into each SpeechBrain checkpoint, DDP helpers.
+seen, saving the backbone into each SpeechBrain checkpoint, checkpoints safe
+against kills / full disks / damaged files, the train logger, DDP helpers.
 
 Example
 -------
@@ -15,11 +16,17 @@ from pathlib import Path
 import torch
 import shutil
 
-from speechbrain.utils.checkpoints import (Checkpointer, mark_as_loader, mark_as_saver,
+from speechbrain.dataio.dataloader import SaveableDataLoader
+from speechbrain.utils.checkpoints import (DEFAULT_LOAD_HOOKS, Checkpointer, get_default_hook,
+                                           mark_as_loader, mark_as_saver,
                                            register_checkpoint_hooks)
-from speechbrain.utils.distributed import if_main_process
+from speechbrain.utils.distributed import (if_main_process, is_distributed_initialized,
+                                           main_process_only)
+from speechbrain.utils.train_logger import FileTrainLogger
 
+from . import checkpoints
 from .backbone import save_backbone
+from .convert import CheckpointError
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +40,15 @@ def world_size():
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_world_size()
     return 1
+
+
+def sum_over_processes(*values):
+    """``values`` (floats) summed over the processes of a torchrun job, in
+    one collective; unchanged without one."""
+    total = torch.tensor([float(v) for v in values], dtype=torch.float64)
+    if world_size() > 1:
+        torch.distributed.all_reduce(total)
+    return total.tolist()
 
 
 def crop_to_shortest(wav, wav_lens, generator=None):
@@ -56,12 +72,8 @@ class AudioCounter:
         self.seconds = 0.0
 
     def add(self, seconds):
-        """Add this process's ``seconds``; returns the total over processes."""
-        value = torch.tensor(float(seconds), dtype=torch.float64)
-        if world_size() > 1:
-            torch.distributed.all_reduce(value)
-        self.seconds += float(value)
-        return float(value)
+        """Add ``seconds`` consumed by all processes (``sum_over_processes``)."""
+        self.seconds += float(seconds)
 
     @property
     def hours(self):
@@ -95,68 +107,284 @@ class BackboneSaver:
 
 
 class SafeCheckpointer(Checkpointer):
-    """SpeechBrain's Checkpointer, safe against a kill during a save.
+    """SpeechBrain's Checkpointer, safe against a kill, a full disk or a
+    damaged file.
 
-    SpeechBrain writes a checkpoint's meta file before its parameter files,
-    so a process killed mid-save leaves a folder that looks complete and
-    that a resume would pick. Here a checkpoint counts only once a
-    ``COMPLETE`` marker is written after all its files; unmarked folders are
-    ignored, and removed when the run recovers.
+    - A checkpoint counts only once a ``COMPLETE`` marker is written after
+      all its files (SpeechBrain writes the meta file first, so a folder left
+      by a kill mid-save looks complete to it); unmarked folders are ignored,
+      and removed when the run recovers (the rule: ``speechbrain_ext.checkpoints``).
+    - A failing save (e.g. ``OSError(ENOSPC)`` from a saver) is a
+      ``CheckpointError`` naming the folder and the cause; the partial folder
+      is removed and the previous checkpoints are left as they were (raised
+      before ``save_and_keep_only`` deletes any). A save under an existing
+      custom ``name`` keeps the old folder (as ``replaced-CKPT+name``) until
+      the new one is complete.
+    - ``recover_if_possible`` skips a damaged checkpoint (a truncated or
+      corrupt file of any recoverable, an unreadable ``CKPT.yaml``): it warns
+      naming the folder, the file and the error, moves the folder aside as
+      ``damaged-CKPT+...`` and loads the next one. When every complete
+      checkpoint is damaged it raises a ``CheckpointError`` (see there).
     """
 
-    MARKER = "COMPLETE"
+    MARKER = checkpoints.MARKER
+    LOADED, DAMAGED, FAILED = 0, 1, 2  # outcomes of a load, worst last
+
+    # -- saving ----------------------------------------------------------
+
+    # SpeechBrain picks the folder inside save_checkpoint (main process only);
+    # remember it so that a failed save can name and remove it
+    def _new_checkpoint_dirpath(self):
+        self._writing = super()._new_checkpoint_dirpath()
+        return self._writing
+
+    def _custom_checkpoint_dirpath(self, name):
+        folder = super()._custom_checkpoint_dirpath(name)
+        if folder.exists():  # SpeechBrain would overwrite it in place
+            replaced = folder.with_name(checkpoints.REPLACED_PREFIX + folder.name)
+            shutil.rmtree(replaced, ignore_errors=True)  # a stale copy of an older save
+            folder.rename(replaced)
+            self._replaced = replaced
+        self._writing = folder  # only once the old one is safe: a failure removes it
+        return folder
 
     def save_checkpoint(self, *args, **kwargs):
-        checkpoint = super().save_checkpoint(*args, **kwargs)
-        if checkpoint is not None and if_main_process():
-            (Path(checkpoint.path) / self.MARKER).write_text("")
+        """SpeechBrain's ``save_checkpoint``, then the ``COMPLETE`` marker.
+        Raises ``CheckpointError`` (naming the folder and the cause) when any
+        part of the save fails; see the class docstring."""
+        self._writing = self._replaced = None
+        try:
+            checkpoint = super().save_checkpoint(*args, **kwargs)
+            if checkpoint is not None and if_main_process():
+                (Path(checkpoint.path) / self.MARKER).write_text("")
+        except Exception as err:
+            raise self._save_failed(err) from err
+        if self._replaced is not None:
+            shutil.rmtree(self._replaced, ignore_errors=True)
         return checkpoint
 
-    def list_checkpoints(self):
-        return [c for c in super().list_checkpoints() if (Path(c.path) / self.MARKER).is_file()]
+    def _save_failed(self, err):
+        folder, replaced = self._writing, self._replaced
+        if folder is not None:  # set on the main process only, which made the folder
+            shutil.rmtree(folder, ignore_errors=True)
+            if replaced is not None and not folder.exists():
+                replaced.rename(folder)
+        where = folder if folder is not None else f"a new checkpoint in {self.checkpoints_dir}"
+        return CheckpointError(
+            f"saving checkpoint {where} failed ({type(err).__name__}: {err}); the partial "
+            f"folder was removed, the previous checkpoints in {self.checkpoints_dir} are intact")
 
-    def recover_if_possible(self, *args, **kwargs):
-        if if_main_process():
-            for folder in Path(self.checkpoints_dir).glob("CKPT+*"):
-                if folder.is_dir() and not (folder / self.MARKER).is_file():
+    # -- listing ---------------------------------------------------------
+
+    def list_checkpoints(self):
+        """The complete checkpoints (SpeechBrain ``Checkpoint`` tuples); one
+        whose ``CKPT.yaml`` cannot be read is left out with a warning."""
+        found = []
+        for folder in checkpoints.complete_checkpoints(self.checkpoints_dir):
+            try:
+                checkpoints.read_meta(folder)
+            except ValueError as err:
+                logger.warning(f"ignoring checkpoint {folder}: {err}")
+                continue
+            found.extend(self._construct_checkpoint_objects([folder]))
+        return found
+
+    # -- recovering ------------------------------------------------------
+
+    def recover_if_possible(self, importance_key=None, max_key=None, min_key=None,
+                            ckpt_predicate=None):
+        """Load the checkpoint SpeechBrain's ``recover_if_possible`` would
+        pick (same keys), skipping damaged ones; returns the loaded
+        ``Checkpoint``, or None when there is no complete checkpoint.
+
+        Before choosing, the main process removes incomplete folders and moves
+        aside those with an unreadable ``CKPT.yaml``. A checkpoint whose
+        loading fails on a file that is damaged (empty, truncated, a CRC
+        mismatch, or a non-torch file its loader rejects) is moved aside with
+        a warning and the next one is tried. Every process loads the same
+        checkpoint: they agree on each outcome, only the main process renames.
+
+        Raises ``CheckpointError``
+        - when a file is intact but does not load (a changed model or
+          config, a recoverable without its file): moving checkpoints aside
+          would silently restart the run, so nothing is moved;
+        - when every complete checkpoint turned out damaged (all moved
+          aside): the failed loads may have filled some recoverables (epoch
+          counter, ...) already, so going on would train from a mix; a
+          rerun starts cleanly from scratch.
+        """
+        self._tidy()
+        skipped = []
+        while True:
+            def predicate(ckpt, skipped=tuple(skipped)):
+                return ckpt.path not in skipped and (ckpt_predicate is None or ckpt_predicate(ckpt))
+
+            chosen = self.find_checkpoint(importance_key, max_key, min_key, predicate)
+            if chosen is None:
+                break
+            if skipped:
+                self._forget_loader_positions()
+            failure = self._load_naming_file(chosen)
+            damage = self._damage(failure)
+            outcome = self._worst_over_processes(
+                self.LOADED if failure is None else self.DAMAGED if damage else self.FAILED)
+            if outcome == self.LOADED:
+                return chosen
+            if outcome == self.FAILED:
+                if failure is None:
+                    raise CheckpointError(f"loading checkpoint {chosen.path} failed on another process")
+                file, err = failure
+                what = f"loading {file} failed" if file is not None else "loading failed"
+                raise CheckpointError(
+                    f"checkpoint {chosen.path}: {what} ({type(err).__name__}: {err}), although "
+                    f"the file is intact: has the model, config or list of recoverables changed? "
+                    f"(nothing was moved)") from err
+            moved = self._move_aside(chosen.path)
+            if moved.startswith("error:"):
+                raise CheckpointError(f"checkpoint {chosen.path} is damaged and cannot be moved "
+                                      f"aside: {moved[len('error: '):]}")
+            if failure is not None:
+                file, err = failure
+                logger.warning(
+                    f"checkpoint {chosen.path} is damaged: loading {file} failed "
+                    f"({type(err).__name__}: {err}; {damage}); moved it to {moved}, "
+                    f"trying the next checkpoint")
+            else:
+                logger.warning(f"checkpoint {chosen.path} failed to load on another process; "
+                               f"moved it to {moved}, trying the next checkpoint")
+            skipped.append(chosen.path)
+        if skipped:
+            raise CheckpointError(
+                f"no checkpoint in {self.checkpoints_dir} could be loaded: all {len(skipped)} "
+                f"complete ones are damaged and were renamed {checkpoints.DAMAGED_PREFIX}CKPT+...; "
+                f"rerun to start from scratch, or rename one back after repairing it")
+        logger.info(f"no complete checkpoint in {self.checkpoints_dir} yet: starting from scratch")
+        return None
+
+    @main_process_only
+    def _tidy(self):
+        # errors are logged, not raised: a raise here would leave the other
+        # processes waiting in main_process_only's broadcast
+        replacing = checkpoints.REPLACED_PREFIX + checkpoints.PREFIX
+        for replaced in Path(self.checkpoints_dir).glob(replacing + "*"):
+            target = replaced.with_name(replaced.name[len(checkpoints.REPLACED_PREFIX):])
+            try:  # a kill during a same-name save: keep the complete one of the two
+                if checkpoints.is_complete(target):
+                    shutil.rmtree(replaced)
+                else:
+                    shutil.rmtree(target, ignore_errors=True)
+                    replaced.rename(target)
+                    logger.warning(f"restored {target}: its replacement was interrupted")
+            except OSError as err:
+                logger.warning(f"cannot tidy {replaced}: {err}")
+        for folder in Path(self.checkpoints_dir).glob(checkpoints.PREFIX + "*"):
+            if not folder.is_dir():
+                continue
+            try:
+                if not checkpoints.is_complete(folder):
                     logger.warning(f"removing incomplete checkpoint {folder} (interrupted save)")
                     shutil.rmtree(folder)
-        return super().recover_if_possible(*args, **kwargs)
+                    continue
+                try:
+                    checkpoints.read_meta(folder)
+                except ValueError as err:
+                    moved = checkpoints.move_aside(folder)
+                    logger.warning(f"checkpoint {folder} is damaged ({err}); moved it to {moved}")
+            except OSError as err:  # left in place: list_checkpoints skips it with a warning
+                logger.warning(f"cannot tidy {folder}: {err}")
+
+    @main_process_only
+    def _move_aside(self, folder):
+        try:
+            return str(checkpoints.move_aside(folder))
+        except OSError as err:  # returned, not raised: see _tidy
+            return f"error: {err}"
+
+    def _load_naming_file(self, checkpoint):
+        """``load_checkpoint``; None when it loads, else ``(file, error)``
+        with the file whose load hook failed (None when the failure was not
+        in a hook, e.g. SpeechBrain's "missing a load path")."""
+        current = {}
+
+        def tracked(hook):
+            def load(obj, path, end_of_epoch):
+                current["file"] = Path(path)
+                hook(obj, path, end_of_epoch)
+                del current["file"]
+            return load
+
+        # the custom hooks take precedence in SpeechBrain's loop: wrap every
+        # recoverable's hook there for the duration of this load
+        original = self.custom_load_hooks
+        hooks = {name: original.get(name) or get_default_hook(obj, DEFAULT_LOAD_HOOKS)
+                 for name, obj in self.recoverables.items()}
+        self.custom_load_hooks = {name: tracked(hook) for name, hook in hooks.items()
+                                  if hook is not None}
+        try:
+            self.load_checkpoint(checkpoint)
+        except Exception as err:
+            return current.get("file"), err
+        finally:
+            self.custom_load_hooks = original
+        return None
+
+    @staticmethod
+    def _damage(failure):
+        # a failure on a file that is visibly damaged (or that cannot be
+        # verified, e.g. a text counter) is damage; on an intact torch file
+        # it is a mismatch between the checkpoint and the code
+        if failure is None or failure[0] is None:
+            return None
+        return checkpoints.zip_damage(failure[0])
+
+    @staticmethod
+    def _worst_over_processes(outcome):
+        if not is_distributed_initialized():
+            return outcome
+        nccl = torch.distributed.get_backend() == torch.distributed.Backend.NCCL
+        value = torch.tensor([outcome], device=torch.cuda.current_device() if nccl else "cpu")
+        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+        return int(value.item())
+
+    def _forget_loader_positions(self):
+        # Every recoverable's loader overwrites its whole state (modules,
+        # optimizers, scaler, epoch counter, Brain's step counters, our
+        # counters) except a SaveableDataLoader's, which at an end-of-epoch
+        # checkpoint keeps the batch to skip to that a damaged intra-epoch
+        # checkpoint may have set. (A recoverable missing from the next
+        # checkpoint, optional_load or allow_partial_load, keeps its state.)
+        for obj in self.recoverables.values():
+            if isinstance(obj, SaveableDataLoader) and obj._speechbrain_iterator is None:
+                obj._speechbrain_recovery_skip_to = None
 
 
-class MinimumBatchSizeSampler(torch.utils.data.Sampler):
-    """Wraps a batch sampler (e.g. SpeechBrain's ``DynamicBatchSampler``,
-    which leaves small remainder batches) and merges every batch smaller
-    than ``min_size`` into its neighbour, so that objectives needing several
-    utterances (the Barlow merging loss: 2) never see a smaller batch.
+class TrainLogger(FileTrainLogger):
+    """SpeechBrain's ``FileTrainLogger`` that also writes every statistic to
+    SpeechBrain's ``TensorboardLogger`` when ``use_tensorboard`` is set (the
+    YAML key of every recipe; needs the ``tensorboard`` package).
 
-    >>> sampler = MinimumBatchSizeSampler([[0, 1, 2], [3], [4, 5]], min_size=2)
-    >>> list(sampler), len(sampler)
-    ([[0, 1, 2, 3], [4, 5]], 2)
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> log = TrainLogger(folder / "log.txt", folder / "tb", use_tensorboard=False)
+    >>> log.log_stats({"step": 1}, train_stats={"loss": 0.5})
+    >>> (folder / "log.txt").read_text().strip()
+    'step: 1 - train loss: 5.00e-01'
     """
 
-    def __init__(self, batch_sampler, min_size=2):
-        self.batch_sampler = batch_sampler
-        self.min_size = min_size
+    def __init__(self, save_file, tensorboard_dir=None, use_tensorboard=False, **kwargs):
+        super().__init__(save_file, **kwargs)
+        self.tensorboard = None
+        if use_tensorboard:
+            try:
+                from speechbrain.utils.train_logger import TensorboardLogger
 
-    def set_epoch(self, epoch):
-        if hasattr(self.batch_sampler, "set_epoch"):
-            self.batch_sampler.set_epoch(epoch)
+                self.tensorboard = TensorboardLogger(str(tensorboard_dir))
+            except ImportError as err:
+                raise ImportError("use_tensorboard: True needs the tensorboard package "
+                                  "(pip install -r requirements.txt)") from err
 
-    def _batches(self):
-        merged = []
-        for batch in self.batch_sampler:
-            batch = list(batch)
-            if merged and (len(batch) < self.min_size or len(merged[-1]) < self.min_size):
-                merged[-1] = merged[-1] + batch
-            else:
-                merged.append(batch)
-        if len(merged) > 1 and len(merged[-1]) < self.min_size:
-            merged[-2] += merged.pop()
-        return merged
-
-    def __iter__(self):
-        return iter(self._batches())
-
-    def __len__(self):
-        return len(self._batches())
+    def log_stats(self, stats_meta, train_stats=None, valid_stats=None, test_stats=None,
+                  verbose=False):
+        super().log_stats(stats_meta, train_stats, valid_stats, test_stats, verbose)
+        if self.tensorboard is not None:
+            self.tensorboard.log_stats(stats_meta, train_stats, valid_stats, test_stats, verbose)

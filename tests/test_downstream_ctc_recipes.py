@@ -48,6 +48,7 @@ def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     save_backbone(Wav2Vec2Backbone(config), folder / "backbone.ckpt")
     (folder / "audio_counter.ckpt").write_text("7200.0")
+    (folder / "COMPLETE").write_text("")  # what SafeCheckpointer writes last
     BACKBONE = folder.parent
     return BACKBONE
 

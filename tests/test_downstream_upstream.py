@@ -183,6 +183,7 @@ def test_results_file_and_table(tmp_path):
     ckpt = tmp_path / "save" / "CKPT+x"
     ckpt.mkdir(parents=True)
     (ckpt / "audio_counter.ckpt").write_text(repr(5400.0))
+    (ckpt / "COMPLETE").write_text("")  # what SafeCheckpointer writes last
     assert pretraining_hours(tmp_path / "save") == pytest.approx(1.5)
     assert pretraining_hours(tmp_path) is None
     path = tmp_path / "results.jsonl"

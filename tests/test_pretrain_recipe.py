@@ -85,6 +85,11 @@ def test_contrastive_micro_run(w2v2_run):
     assert log_updates(out / "train_log.txt")[-1] == 4
     assert "valid accuracy:" in log and "valid prob_perplexity:" in log  # valid terms, not only the loss
     assert "min of audio per update" in text  # the effective batch is stated
+    # the measured seconds per update hold the requested 40 s within one 1 s piece
+    measured = [float(x) for x in re.findall(r"train seconds_per_update: ([0-9.]+)", log)]
+    requested = [float(x) for x in re.findall(r"train requested_seconds_per_update: ([0-9.]+)", log)]
+    assert measured and set(requested) == {40.0}
+    assert all(40.0 - 2.0 < m <= 40.0 for m in measured), measured
     backbone = load_backbone(out / "save")
     assert backbone.config.dim == 32 and not backbone.training
     with torch.no_grad():
@@ -94,10 +99,12 @@ def test_contrastive_micro_run(w2v2_run):
 
 def test_recipe_runs_from_its_own_folder(tmp_path):
     """`python train.py hparams/nc_5s.yaml` from recipes/pretrain works as from the root."""
-    args = recipe_args("nc_5s.yaml", tmp_path / "nc", updates=2)
+    args = recipe_args("nc_5s.yaml", tmp_path / "nc", "--use_tensorboard=True", updates=2)
     args[0] = "hparams/nc_5s.yaml"
     run_recipe(args, cwd=RECIPE)
     assert log_updates(tmp_path / "nc" / "train_log.txt")[-1] == 2
+    # the YAML's TensorBoard option writes event files beside the text log
+    assert list((tmp_path / "nc" / "tensorboard").rglob("events.out.tfevents.*"))
     log = (tmp_path / "nc" / "train_log.txt").read_text()
     assert "train time_unrolled_loss:" in log and "train time_merged_loss:" in log
     # the dynamic loss is always 2: validation logs the terms, and checkpoints
@@ -147,6 +154,26 @@ def test_bad_configurations_fail_before_training(tmp_path):
         train.main(recipe_args("nc_5s.yaml", tmp_path / "mf", "--lr=[0.1,"))
 
 
+def test_audio_damaged_after_preparation_is_named_before_training(tmp_path):
+    """A file cut after the length split was prepared stops the next run
+    before its first update, with the file's name."""
+    import shutil
+
+    train = load_recipe_script(RECIPE / "train.py", "pretrain_recipe_train")
+    from data_prep.common import DataPreparationError
+
+    corpus = tmp_path / "LibriSpeech"
+    for split in ("train-clean-100", "dev-clean"):
+        shutil.copytree(DATA / "LibriSpeech" / split, corpus / split)
+    args = recipe_args("nc_5s.yaml", tmp_path / "run", f"--data_folder={corpus}", updates=1)
+    train.main(args)
+    victim = sorted((corpus / "train-clean-100").rglob("*.flac"))[3]
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 3])
+    with pytest.raises(DataPreparationError, match=victim.name):
+        train.main([a for a in args if not a.startswith("--max_updates")] + ["--max_updates=2"])
+    assert log_updates(tmp_path / "run" / "train_log.txt") == [1]  # no update after the damage
+
+
 def test_two_process_torchrun(tmp_path):
     """DDP as users run it: torchrun, gloo on CPU; both processes' audio is counted."""
     out = tmp_path / "ddp"
@@ -160,44 +187,83 @@ def test_two_process_torchrun(tmp_path):
     hours = [float(h) for h in re.findall(r"train hours_seen: ([0-9.e+-]+)", log)]
     # each update consumes a batch on each of the 2 processes: at least 2 pieces of 5 s each
     assert hours[-1] * 3600 >= 3 * 2 * 2 * 5 - 1e-6
+    # each process draws its own masks (they once shared one random stream)
+    equal = re.findall(r"train processes_with_equal_masks: ([0-9.]+)", log)
+    assert len(equal) == 3 and all(float(e) == 0 for e in equal), equal
+    # both processes' batches count: ~2 x 40 s per update
+    measured = [float(x) for x in re.findall(r"train seconds_per_update: ([0-9.]+)", log)]
+    assert all(80.0 - 2 * 5.1 < m <= 80.0 for m in measured), measured
     assert load_backbone(out / "save").config.dim == 32
 
 
-def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
-    out = tmp_path / "resume"
-    args = recipe_args("nc_1s.yaml", out, "--ckpt_interval_minutes=0", "--ckpt_interval_steps=2",
-                       updates=40)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, str(RECIPE / "train.py")] + args, cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    try:
-        # wait for an interval checkpoint at update >= 4, then kill -9
-        while time.time() < deadline:
-            logged = log_updates(out / "train_log.txt") if (out / "train_log.txt").exists() else []
-            if logged and logged[-1] >= 6 and list((out / "save").glob("CKPT+*")):
-                break
-            assert proc.poll() is None, "the run ended before it could be killed"
-            time.sleep(0.5)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    killed_at = log_updates(out / "train_log.txt")[-1]
-    assert killed_at < 40
-    text = run_recipe(args)
+def test_killed_run_resumes_bit_exact(tmp_path):
+    """kill -9 at a random update, resume: the run continues from its last
+    checkpoint's update and ends with exactly the weights, EMA target and
+    optimizer state of a run that was never interrupted."""
+    import random
+
+    from conftest import load_recipe_script
+
+    trial = load_recipe_script(REPO / "benchmarks" / "resume_trial.py", "resume_trial")
+    data = DATA / "LibriSpeech"
+    updates = 16
+    reference_out, out = tmp_path / "reference", tmp_path / "resume"
+    trial.run_to_end(trial.recipe_command("nc_1s.yaml", reference_out, data, updates))
+    kill_at = random.randint(3, updates - 4)
+    cmd = trial.recipe_command("nc_1s.yaml", out, data, updates)
+    killed_at, finished = trial.run_and_kill(cmd, out, kill_at)
+    assert not finished and killed_at < updates, (kill_at, killed_at)
+    text = trial.run_to_end(cmd)
     resumed = re.search(r"resumed from checkpoint at update (\d+), ([0-9.]+) h", text)
     assert resumed, text[-2000:]
     step = int(resumed.group(1))
-    assert 2 <= step <= killed_at and float(resumed.group(2)) > 0, (step, killed_at, resumed.group(0))
-    updates = log_updates(out / "train_log.txt")
-    assert updates[-1] == 40, updates
-    # after the resume, logging continues from the checkpoint's update, not from 0
-    # (searched after the pre-kill entry of killed_at, which is step + 1 itself
-    # when the kill came right after the checkpoint)
-    restart = updates.index(step + 1, updates.index(killed_at) + 1)
-    assert updates[restart:] == list(range(step + 1, 41)), (step, killed_at, updates)
+    assert 2 <= step <= killed_at and float(resumed.group(2)) > 0, (step, killed_at)
+    logged = log_updates(out / "train_log.txt")
+    restart = logged.index(step + 1, logged.index(killed_at) + 1)
+    assert logged[restart:] == list(range(step + 1, updates + 1)), (step, killed_at, logged)
+    reference, _ = trial.final_state(reference_out)
+    state, _ = trial.final_state(out)
+    exact, worst, relative = trial.compare(reference, state)
+    assert exact, f"killed at update {killed_at}: max |diff| {worst}, relative L2 {relative}"
+
+
+def test_nonfinite_batches_are_skipped_and_named(tmp_path, monkeypatch):
+    """A batch whose loss is not finite is skipped: its utterances are named,
+    it advances neither the update count nor the audio seen; once patience
+    is exhausted the error names the utterances."""
+    from speechbrain_ext.models.noncontrastive import NonContrastiveModel
+
+    train = load_recipe_script(RECIPE / "train.py", "pretrain_recipe_train")
+    forward = NonContrastiveModel.forward
+    calls = {"n": 0, "accepted_seconds": 0.0}
+
+    def poisoned(self, wav, wav_lens=None):
+        out = forward(self, wav, wav_lens)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] in poison:
+                out["loss"] = out["loss"] * float("nan")
+            else:
+                calls["accepted_seconds"] += wav.shape[0] * wav.shape[1] / 16000
+        return out
+
+    monkeypatch.setattr(NonContrastiveModel, "forward", poisoned)
+    poison = {2}
+    brain = train.main(recipe_args("nc_5s.yaml", tmp_path / "skip", updates=4))
+    log = (tmp_path / "skip" / "train_log.txt").read_text()
+    assert log_updates(tmp_path / "skip" / "train_log.txt") == [1, 2, 3, 4]
+    assert brain.optimizer_step == 4 and calls["n"] == 5  # 5 batches drawn, 4 updates
+    # the skipped batch's utterances are named (length-split piece ids of the corpus)
+    assert len(brain.skipped_ids) >= 2 and all(re.fullmatch(r"\d+-\d+-\d+.*", i) for i in brain.skipped_ids)
+    # the audio seen is that of the 4 accepted batches only
+    seen = brain.hparams.audio_counter.seconds
+    assert abs(seen - calls["accepted_seconds"]) < 1e-6, (seen, calls)
+
+    calls["n"] = 0
+    poison = set(range(1, 100))
+    with pytest.raises(ValueError, match=r"not finite in 3 batches.*utterances of the skipped "
+                                         r"batches: \S+"):
+        train.main(recipe_args("nc_5s.yaml", tmp_path / "nan", "--nonfinite_patience=2", updates=4))
 
 
 def test_interrupted_checkpoint_save_is_ignored(tmp_path):

@@ -27,12 +27,12 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.dataio.dataset import DynamicItemDataset
-from speechbrain.dataio.sampler import DynamicBatchSampler
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from data_prep.common import DATA_ROOT_KEY, DataPreparationError
 from data_prep.librilight import prepare_librilight
 from data_prep.librispeech import expand_splits, prepare_librispeech
+from speechbrain_ext.batching import DurationBatchSampler
 from speechbrain_ext.decoding.lm_decoding import (LexiconBeamSearch, decode_splits, error_rates,
                                                   greedy_decode)
 from speechbrain_ext.decoding.ngram import build_kneser_ney, write_arpa
@@ -235,10 +235,11 @@ def main(argv=None):
     valid_split = hparams["tune_split"]
 
     if hparams.get("batch_seconds"):
-        sampler = DynamicBatchSampler(
-            train_set, max_batch_length=hparams["batch_seconds"], num_buckets=hparams["num_buckets"],
-            length_func=lambda x: float(x["duration"]), shuffle=True, batch_ordering="random",
-            seed=hparams["seed"])
+        # every utterance every epoch; one longer than the budget is a batch alone
+        sampler = DurationBatchSampler(
+            [float(train_set.data[i]["duration"]) for i in train_set.data_ids],
+            max_batch_length=hparams["batch_seconds"], num_buckets=hparams["num_buckets"],
+            seed=hparams["seed"], drop_last=False, allow_oversized=True)
         train_kwargs = {"batch_sampler": sampler}
     else:
         train_kwargs = {"batch_size": hparams["batch_size"], "shuffle": True}

@@ -11,8 +11,17 @@ combined method: non-contrastive from a wav2vec2 checkpoint).
 
 Paths to the YAML and to ``--overrides_file`` may be given relative to the
 current folder or to this recipe's folder. Batches are sized in seconds of
-audio (``batch_seconds`` per process and step); the effective batch is
-``batch_seconds x grad_accumulation_factor x processes``, which the log states.
+audio (``batch_seconds`` per process and step, held within one piece by
+``speechbrain_ext.batching.DurationBatchSampler``); the effective batch is
+``batch_seconds x grad_accumulation_factor x processes``, which the log states
+beside the measured seconds per update.
+
+Runs resume exactly: every random draw of a batch comes from a stream seeded
+by ``(seed, process rank, epoch, batch)`` (``speechbrain_ext.random_streams``),
+and interval checkpoints fall only between updates, never inside a gradient
+accumulation. A batch whose loss is not finite (on any process) is skipped by
+every process: no backward, no update, no audio counted; its utterance ids
+are logged.
 """
 import logging
 import sys
@@ -23,15 +32,16 @@ import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.dataset import DynamicItemDataset
-from speechbrain.dataio.sampler import DynamicBatchSampler
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from data_prep.common import DATA_ROOT_KEY, DataPreparationError
-from data_prep.length_splits import csv_name, prepare_length_splits, read_piece
+from data_prep.length_splits import csv_name, prepare_length_splits, read_piece, verify_manifest
+from speechbrain_ext.batching import DurationBatchSampler
+from speechbrain_ext.random_streams import mask_fingerprint, process_rank, seed_all, stream_seed
 from speechbrain_ext.recipe_cli import parse_arguments, resolve_path
 from speechbrain_ext.schedules import set_learning_rate
-from speechbrain_ext.training import (BackboneSaver, MinimumBatchSizeSampler,
-                                     crop_to_shortest, unwrap, world_size)
+from speechbrain_ext.training import (BackboneSaver, crop_to_shortest, sum_over_processes, unwrap,
+                                     world_size)
 
 logger = logging.getLogger(__name__)
 RECIPE_DIR = Path(__file__).resolve().parent
@@ -50,8 +60,11 @@ class PretrainBrain(sb.core.Brain):
 
     def on_fit_start(self):
         super().on_fit_start()  # recovers the latest checkpoint, if any
-        self.crop_generator = torch.Generator().manual_seed(self.hparams.seed + self.optimizer_step)
-        unwrap(self.modules.model).set_num_updates(self.optimizer_step)
+        self.pending_batches = 0  # accumulated, not yet applied (0 at every checkpoint)
+        self.skipped_ids = []
+        model = unwrap(self.modules.model)
+        model.set_num_updates(self.optimizer_step)
+        self.monitor_key = getattr(model, "monitor_key", "loss")
         set_learning_rate(self.optimizer, self.hparams.lr_schedule(self.optimizer_step))
         if self.optimizer_step > 0:
             logger.info(f"resumed from checkpoint at update {self.optimizer_step}, "
@@ -59,25 +72,86 @@ class PretrainBrain(sb.core.Brain):
         logger.info(
             f"effective batch: {self.hparams.batch_seconds} s per process x "
             f"{self.grad_accumulation_factor} accumulation x {world_size()} processes = "
-            f"{self.hparams.batch_seconds * self.grad_accumulation_factor * world_size() / 60:.2f} "
+            f"{self.requested_seconds_per_update / 60:.2f} "
             f"min of audio per update (before cropping to the shortest clip)")
+
+    @property
+    def requested_seconds_per_update(self):
+        return self.hparams.batch_seconds * self.grad_accumulation_factor * world_size()
+
+    def seed_batch(self, stage, index):
+        """Reseed every generator for this batch (see module docstring)."""
+        seed_all(stream_seed(self.hparams.seed, process_rank(), stage,
+                             self.hparams.epoch_counter.current, index))
+
+    def all_finite(self, loss):
+        """Whether the loss is finite on every process (all must agree to skip)."""
+        finite = torch.isfinite(loss.detach()).float().reshape(1)
+        if world_size() > 1:
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        return bool(finite.item())
+
+    def fit_batch(self, batch):
+        """SpeechBrain's ``fit_batch`` with two changes: a non-finite batch is
+        skipped (no backward, not counted towards the accumulation, the update
+        count or the audio seen), and the returned value (the progress bar's
+        ``train_loss``) is the model's ``monitor_key`` term, which moves even
+        where ``loss`` is constant (the dynamic Barlow loss is always 2)."""
+        self.seed_batch("train", self.step)
+        should_step = self.pending_batches + 1 >= self.grad_accumulation_factor
+        with self.no_sync(not should_step):
+            with self.training_ctx:
+                outputs = self.compute_forward(batch, sb.Stage.TRAIN)
+                loss = self.compute_objectives(outputs, batch, sb.Stage.TRAIN)
+            if not self.all_finite(loss):
+                self.skip_batch(batch, outputs)
+                return torch.tensor(float("nan"))
+            self.scaler.scale(loss / self.grad_accumulation_factor).backward()
+        self.pending_batches += 1
+        if should_step:
+            self.optimizers_step()
+            self.pending_batches = 0
+        self.on_fit_batch_end(batch, outputs, loss, should_step)
+        return outputs[self.monitor_key].detach().float().cpu()
+
+    def skip_batch(self, batch, outputs):
+        """Name the batch's utterances; stop after ``nonfinite_patience`` of them."""
+        self.nonfinite_count += 1
+        self.skipped_ids.extend(batch.id)
+        logger.warning(f"non-finite loss at update {self.optimizer_step + 1} (on this or another "
+                       f"process); batch skipped: utterances {', '.join(batch.id)}; "
+                       f"terms {scalar_terms(outputs)}")
+        if self.nonfinite_count > self.nonfinite_patience:
+            raise ValueError(
+                f"the loss was not finite in {self.nonfinite_count} batches this epoch "
+                f"(nonfinite_patience={self.nonfinite_patience}); utterances of the skipped batches: "
+                f"{', '.join(self.skipped_ids[:50])}{' ...' if len(self.skipped_ids) > 50 else ''}. "
+                "Check these files for NaN / Inf samples (python -m data_prep.librispeech "
+                "--full_decode) or lower the learning rate")
+
+    def evaluate_batch(self, batch, stage):
+        self.seed_batch(stage.name.lower(), self.valid_index)
+        self.valid_index += 1
+        return super().evaluate_batch(batch, stage)
+
+    def _should_save_intra_epoch_ckpt(self, last_ckpt_time, steps_since_ckpt):
+        # never inside an accumulation: its gradients are not checkpointed
+        # (pending_batches is the same on every process)
+        if self.pending_batches:
+            return False
+        return super()._should_save_intra_epoch_ckpt(last_ckpt_time, steps_since_ckpt)
 
     def compute_forward(self, batch, stage):
         batch = batch.to(self.device)
         wav, wav_lens = batch.sig
         if self.hparams.crop_to_shortest:
-            wav = crop_to_shortest(wav, wav_lens, self.crop_generator)
+            wav = crop_to_shortest(wav, wav_lens)
             wav_lens = None
         self.batch_audio_seconds = wav.shape[0] * wav.shape[1] / SAMPLE_RATE
         return self.modules.model(wav, wav_lens)
 
     def compute_objectives(self, outputs, batch, stage):
         loss = outputs["loss"]
-        if not torch.isfinite(loss):
-            terms = scalar_terms(outputs)
-            logger.warning(f"non-finite loss at update {self.optimizer_step}: {terms}; "
-                           "gradients of this batch are discarded")
-        self.last_outputs = outputs
         if stage == sb.Stage.VALID:  # every scalar term, averaged over the valid set
             for key, value in scalar_terms(outputs).items():
                 self.valid_sums[key] = self.valid_sums.get(key, 0.0) + value
@@ -85,12 +159,19 @@ class PretrainBrain(sb.core.Brain):
         return loss
 
     def on_stage_start(self, stage, epoch=None):
-        self.valid_sums, self.valid_batches = {}, 0
+        self.valid_sums, self.valid_batches, self.valid_index = {}, 0, 0
+        # seconds per update of this epoch: pieces as batched, and after cropping
+        self.epoch_seconds = {"pieces": 0.0, "trained": 0.0, "updates": 0}
 
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
-        self.hparams.audio_counter.add(self.batch_audio_seconds)
+        pieces = float(torch.round(batch.sig[1] * batch.sig[0].shape[1]).sum()) / SAMPLE_RATE
+        pieces, trained = sum_over_processes(pieces, self.batch_audio_seconds)
+        self.hparams.audio_counter.add(trained)
+        self.epoch_seconds["pieces"] += pieces
+        self.epoch_seconds["trained"] += trained
         if not should_step:
             return
+        self.epoch_seconds["updates"] += 1
         model = unwrap(self.modules.model)
         model.after_optimizer_step(self.optimizer_step)
         lr = self.hparams.lr_schedule(self.optimizer_step)
@@ -99,13 +180,26 @@ class PretrainBrain(sb.core.Brain):
         if self.optimizer_step % self.hparams.log_interval == 0:
             stats = scalar_terms(outputs)
             stats.update(update=self.optimizer_step, lr=lr,
-                         hours_seen=self.hparams.audio_counter.hours)
+                         hours_seen=self.hparams.audio_counter.hours,
+                         **self.seconds_per_update())
+            if world_size() > 1 and "time_mask" in outputs:
+                stats["processes_with_equal_masks"] = equal_masks_across_processes(
+                    outputs["time_mask"])
             self.hparams.train_logger.log_stats(stats_meta={"step": self.optimizer_step},
                                                 train_stats=stats)
+
+    def seconds_per_update(self):
+        """This epoch's mean seconds of audio per update (all processes), as
+        batched and after cropping, beside the requested ones."""
+        updates = max(self.epoch_seconds["updates"], 1)
+        return {"seconds_per_update": self.epoch_seconds["pieces"] / updates,
+                "trained_seconds_per_update": self.epoch_seconds["trained"] / updates,
+                "requested_seconds_per_update": float(self.requested_seconds_per_update)}
 
     def on_stage_end(self, stage, stage_loss, epoch):
         if stage == sb.Stage.TRAIN:
             self.train_loss = stage_loss
+            self.train_seconds = self.seconds_per_update()
             return
         stats = {key: total / max(self.valid_batches, 1) for key, total in self.valid_sums.items()}
         stats["loss"] = stage_loss
@@ -113,13 +207,21 @@ class PretrainBrain(sb.core.Brain):
             self.hparams.train_logger.log_stats(
                 stats_meta={"epoch": epoch, "update": self.optimizer_step,
                             "hours_seen": round(self.hparams.audio_counter.hours, 5)},
-                train_stats={"loss": self.train_loss}, valid_stats=stats)
+                train_stats={self.monitor_key: self.train_loss, **self.train_seconds},
+                valid_stats=stats)
             # the term that compares runs (the dynamic Barlow loss is always 2)
-            monitor = getattr(unwrap(self.modules.model), "monitor_key", "loss")
-            monitor = monitor if monitor in stats else "loss"
+            monitor = self.monitor_key if self.monitor_key in stats else "loss"
             self.checkpointer.save_and_keep_only(
                 meta={**stats, "update": self.optimizer_step},
                 min_keys=[monitor], num_to_keep=self.hparams.checkpoints_to_keep)
+
+
+def equal_masks_across_processes(mask):
+    """Pairs of processes whose span masks ``[batch, frames]`` of this step
+    are identical (0 when every process has its own random stream)."""
+    fingerprints = [None] * world_size()
+    torch.distributed.all_gather_object(fingerprints, mask_fingerprint(mask))
+    return sum(a == b for i, a in enumerate(fingerprints) for b in fingerprints[i + 1:])
 
 
 def check_split(csv_path, hparams, model):
@@ -156,12 +258,12 @@ def dataio_prep(hparams):
         dataset.add_dynamic_item(read_piece, takes="segments", provides="sig")
         dataset.set_output_keys(["id", "sig"])
         datasets[stage] = dataset
-    sampler = DynamicBatchSampler(
-        datasets["train"], max_batch_length=hparams["batch_seconds"],
-        num_buckets=hparams["num_buckets"], length_func=lambda x: float(x["duration"]),
-        shuffle=True, batch_ordering="random", seed=hparams["seed"])
-    # remainder batches below the objective's minimum are merged into a neighbour
-    return datasets, MinimumBatchSizeSampler(sampler, hparams["min_batch_size"])
+    train = datasets["train"]
+    sampler = DurationBatchSampler(
+        [float(train.data[i]["duration"]) for i in train.data_ids],
+        max_batch_length=hparams["batch_seconds"], num_buckets=hparams["num_buckets"],
+        min_batch_size=hparams["min_batch_size"], seed=hparams["seed"])
+    return datasets, sampler
 
 
 def main(argv=None):
@@ -185,6 +287,12 @@ def main(argv=None):
             "skip_prep": hparams["skip_prep"]})
     model = hparams["model"]
     check_split(Path(hparams["train_prep_folder"]) / csv_name(hparams["split_length"]), hparams, model)
+    # files damaged since preparation are named now, not mid-training (headers
+    # and the last frames each piece needs: seconds for LS-960)
+    for stage in ("train", "valid"):
+        run_on_main(verify_manifest, kwargs={
+            "csv_path": Path(hparams[f"{stage}_prep_folder"]) / csv_name(hparams["split_length"]),
+            "data_folder": hparams["data_folder"], "progress": False})
     datasets, sampler = dataio_prep(hparams)
 
     hparams["checkpointer"].add_recoverable(

@@ -25,6 +25,8 @@ import math
 import time
 from pathlib import Path
 
+from ..checkpoints import complete_checkpoints
+
 # task key -> (column title, metric key, higher is better); the order is
 # paper 003 Table 1's, then paper 001's extra tasks
 TASKS = {
@@ -53,19 +55,20 @@ def higher_is_better(metric):
 
 def pretraining_hours(source):
     """Hours of audio seen by the pre-training run that wrote ``source`` (a
-    ``CKPT+*`` folder, a save folder whose latest checkpoint is used, or a
-    ``backbone.ckpt`` inside one); None when not recorded."""
+    ``CKPT+*`` folder, a save folder whose newest complete checkpoint with an
+    audio counter is used (``speechbrain_ext.checkpoints``), or a
+    ``backbone.ckpt`` inside one); None when not recorded or unreadable."""
     path = Path(source)
     if path.is_file():
         path = path.parent
-    candidates = [path] if (path / AUDIO_COUNTER_FILE).is_file() else sorted(
-        path.glob("CKPT+*"), key=lambda p: p.stat().st_mtime) if path.is_dir() else []
-    candidates = [c for c in candidates if (c / AUDIO_COUNTER_FILE).is_file()]
-    if not candidates:
+    if not (path / AUDIO_COUNTER_FILE).is_file():
+        path = next((c for c in complete_checkpoints(path) if (c / AUDIO_COUNTER_FILE).is_file()),
+                    None)
+    if path is None:
         return None
     try:
-        return float((candidates[-1] / AUDIO_COUNTER_FILE).read_text()) / 3600
-    except ValueError:
+        return float((path / AUDIO_COUNTER_FILE).read_text()) / 3600
+    except (OSError, ValueError):
         return None
 
 

@@ -120,4 +120,5 @@ class NonContrastiveModel(nn.Module):
         return {"loss": loss, "time_unrolled_loss": unrolled.detach(),
                 "time_merged_loss": merged.detach(),
                 "unrolled_plus_merged": (unrolled + merged).detach(),
-                "mask_rate": ((online_mask & frame_mask).sum() / valid).detach()}
+                "mask_rate": ((online_mask & frame_mask).sum() / valid).detach(),
+                "time_mask": online_mask}  # [B, frames]: the recipe compares processes' masks

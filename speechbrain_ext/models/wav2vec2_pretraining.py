@@ -107,5 +107,6 @@ class Wav2Vec2ContrastiveModel(nn.Module):
         loss.update(prob_perplexity=qstats["prob_perplexity"].detach(),
                     code_perplexity=qstats["code_perplexity"],
                     temperature=qstats["temperature"],
-                    mask_rate=(time_mask.sum() / out.frame_mask.sum()).detach())
+                    mask_rate=(time_mask.sum() / out.frame_mask.sum()).detach(),
+                    time_mask=time_mask)  # [B, frames]: the recipe compares processes' masks
         return loss
