@@ -56,7 +56,7 @@ MICRO = Path(__file__).resolve().parents[1] / "recipes" / "downstream" / "overri
 def micro_config():
     import yaml
 
-    from speechbrain_ext.backbone import backbone_config
+    from speechbrain_ext.models.registry import backbone_config
 
     return backbone_config(yaml.safe_load(MICRO.read_text())["backbone_config"])
 
@@ -64,8 +64,8 @@ def micro_config():
 def build_backbone(shape, folder):
     """A random backbone of ``shape`` (``micro`` or a zoo name) saved under
     ``folder``; returns its path."""
-    from speechbrain_ext.backbone import build_backbone as build, save_backbone
-    from speechbrain_ext.zoo import zoo_config
+    from speechbrain_ext.models.registry import build_backbone as build, save_backbone
+    from speechbrain_ext.models.zoo import zoo_config
 
     torch.manual_seed(0)
     config = micro_config() if shape == "micro" else zoo_config(shape)

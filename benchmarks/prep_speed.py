@@ -33,10 +33,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from data_prep.common import read_csv, scan_audio  # noqa: E402
-from data_prep.length_splits import (csv_name, prepare_length_splits, read_piece,  # noqa: E402
-                                     verify_manifest)
+from data_prep.common import scan_audio  # noqa: E402
+from data_prep.length_splits import csv_name, prepare_length_splits, verify_manifest
 from data_prep.librispeech import prepare_librispeech  # noqa: E402
+from speechbrain_ext.io.data import read_csv, read_piece
 
 FULL_LIBRISPEECH_FILES = 281241  # train-clean-100 + train-clean-360 + train-other-500
 FULL_LIBRISPEECH_HOURS = 960
@@ -87,8 +87,7 @@ def plain_read(segments, data_folder):
     import numpy as np
     import soundfile as sf
 
-    from data_prep.common import resolve_data_root
-    from data_prep.length_splits import parse_segments
+    from speechbrain_ext.io.data import parse_segments, resolve_data_root
 
     return np.concatenate([sf.read(path, start=start, stop=stop, dtype="float32")[0]
                            for path, start, stop in parse_segments(

@@ -60,9 +60,10 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from speechbrain_ext.models.noncontrastive import NonContrastiveModel  # noqa: E402
-from speechbrain_ext.models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config  # noqa: E402
-from speechbrain_ext.models.wav2vec2_pretraining import Wav2Vec2ContrastiveModel  # noqa: E402
+from speechbrain_ext.models.wav2vec2 import Wav2Vec2Backbone  # noqa: E402
+from speechbrain_ext.models.wav2vec2 import Wav2Vec2Config
+from speechbrain_ext.pretraining.noncontrastive import NonContrastiveModel  # noqa: E402
+from speechbrain_ext.pretraining.wav2vec2 import Wav2Vec2ContrastiveModel  # noqa: E402
 
 SAMPLE_RATE = 16000
 MODELS = ("backbone", "contrast", "noncontr", "hf")
@@ -88,7 +89,7 @@ def backbone_config(size, layerdrop):
 def hf_pretraining_config(cfg, codevector_dim, final_dim):
     import transformers
 
-    from speechbrain_ext.convert import ours_to_hf_config
+    from speechbrain_ext.interop.hf import ours_to_hf_config
 
     values = ours_to_hf_config(cfg)
     values.update(architectures=["Wav2Vec2ForPreTraining"], num_negatives=100,

@@ -82,7 +82,7 @@ def run_and_kill(cmd, out, kill_after_update, timeout=600):
 
 def final_state(out):
     """Every tensor of the newest complete checkpoint, by file and key."""
-    from speechbrain_ext.checkpoints import latest_checkpoint
+    from speechbrain_ext.io.checkpoints import latest_checkpoint
 
     ckpt = latest_checkpoint(Path(out) / "save")
     state = {}

@@ -60,10 +60,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from speechbrain_ext.io.data import (DATA_ROOT_KEY, SAMPLE_RATE, AudioFileError,  # noqa: F401
+                                     DataPreparationError, read_csv, resolve_data_root)
+
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
-DATA_ROOT_KEY = "data_root"
 # Problems listed in full in the exception text; beyond this many they are
 # also written to a file (terminals and CI logs cut long messages).
 PROBLEMS_FILE_THRESHOLD = 20
@@ -78,30 +79,6 @@ NONFINITE_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})
 DEFAULT_FULL_DECODE = "float"
 _DECODE_BLOCK = 1 << 16  # frames per read of a full decode (256 KiB as float32)
 _TAIL_FRAMES = 1024  # frames :func:`verify_audio_files` reads at the end
-
-
-class DataPreparationError(RuntimeError):
-    """The input corpus cannot be prepared as it is.
-
-    ``problems`` holds every :class:`Problem` found (the message lists them
-    all)."""
-
-    def __init__(self, message, problems=()):
-        super().__init__(message)
-        self.problems = list(problems)
-
-
-class AudioFileError(ValueError):
-    """An audio file cannot be read as its manifest says (missing,
-    undecodable, another sample rate, shorter, NaN / Inf samples): raised
-    while training reads it. ``path`` names the file.
-
-    Takes the message as its one positional argument, so a DataLoader
-    worker re-raises it with its type."""
-
-    def __init__(self, message, path=None):
-        super().__init__(message)
-        self.path = path
 
 
 @dataclass(frozen=True)
@@ -697,14 +674,6 @@ def write_csv(path, rows, fieldnames):
     return _atomic_write(path, write)
 
 
-def read_csv(path):
-    """Rows of a manifest as a list of dicts (strings), in file order.
-
-    ``$data_root`` is kept as is (see :func:`resolve_data_root`)."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
 def relative_to_root(path, data_folder):
     """``$data_root/<path relative to data_folder>`` (POSIX separators).
 
@@ -721,15 +690,6 @@ def relative_to_root(path, data_folder):
     if rel == ".." or rel.startswith("../"):
         raise ValueError(f"{path} is not inside data_folder {data_folder}")
     return f"${DATA_ROOT_KEY}/{rel}"
-
-
-def resolve_data_root(value, data_root):
-    """Replace ``$data_root`` in ``value`` by ``data_root``.
-
-    >>> resolve_data_root("$data_root/a.flac", "/corpora")
-    '/corpora/a.flac'
-    """
-    return value.replace(f"${DATA_ROOT_KEY}", str(data_root))
 
 
 def format_seconds(frames, sample_rate=SAMPLE_RATE):

@@ -47,8 +47,10 @@ import re
 import sys
 from collections import defaultdict
 
-from .common import (SAMPLE_RATE, DataPreparationError, check_data_folder, cli_parser,
-                     format_seconds, relative_to_root, run_cli, run_preparation)
+from speechbrain_ext.io.data import SAMPLE_RATE, DataPreparationError
+
+from .common import (check_data_folder, cli_parser, format_seconds, relative_to_root, run_cli,
+                     run_preparation)
 
 logger = logging.getLogger(__name__)
 

@@ -63,10 +63,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .common import (DATA_ROOT_KEY, DEFAULT_FULL_DECODE, SAMPLE_RATE, AudioFileError,
-                     DataPreparationError, DoneRecord, atomic_write_text, cli_parser,
-                     format_seconds, read_csv, resolve_data_root, run_cli,
-                     verify_audio_files, write_csv)
+from speechbrain_ext.io.data import (DATA_ROOT_KEY, SAMPLE_RATE, AudioFileError,  # noqa: F401
+                                     DataPreparationError, format_segments, parse_segments, read_csv,
+                                     read_piece, resolve_data_root)
+
+from .common import (DEFAULT_FULL_DECODE, DoneRecord, atomic_write_text, cli_parser, format_seconds,
+                     run_cli, verify_audio_files, write_csv)
 
 logger = logging.getLogger(__name__)
 
@@ -160,33 +162,6 @@ def _chapter_key(row):
     return (parts[0], parts[1]), int(parts[2])
 
 
-def format_segments(parts):
-    """Segment string of a piece from ``(file, start, stop)`` parts.
-
-    >>> format_segments([("$data_root/a.flac", 0, 160), ("$data_root/b.flac", 0, 80)])
-    '$data_root/a.flac:0:160;$data_root/b.flac:0:80'
-    """
-    return ";".join(f"{path}:{int(start)}:{int(stop)}" for path, start, stop in parts)
-
-
-def parse_segments(segments):
-    """``[(file, start, stop)]`` of a segment string (the inverse of
-    :func:`format_segments`; file names may contain ``:`` but not ``;``).
-
-    >>> parse_segments("/d/a.flac:0:160;/d/b.flac:16:80")
-    [('/d/a.flac', 0, 160), ('/d/b.flac', 16, 80)]
-    """
-    out = []
-    for item in segments.split(";"):
-        try:
-            path, start, stop = item.rsplit(":", 2)
-            out.append((path, int(start), int(stop)))
-        except ValueError:
-            raise ValueError(f"bad segment {item!r} in {segments!r}; expected "
-                             "FILE:START:STOP (samples) joined by ';'") from None
-    return out
-
-
 def make_pieces(rows, length, max_spread=1.0, sample_rate=SAMPLE_RATE):
     """Pieces of one length from manifest rows (``ID,duration,wav,spk_id``).
 
@@ -234,87 +209,6 @@ def make_pieces(rows, length, max_spread=1.0, sample_rate=SAMPLE_RATE):
             "dropped_chapters": dropped_chapters, "cut_chapters": cut_chapters,
             "chapters": len(chapters)}
     return pieces, info
-
-
-# ------------------------------------------------------------------ reading
-def _read_segment(path, start, stop, sample_rate):
-    """Samples ``start:stop`` of one mono file: float32, shape ``[stop - start]``.
-
-    Raises :class:`AudioFileError` naming the file and what the manifest
-    expected. The header checks cost nothing (the file is opened anyway)
-    and the finite check ~6 us per 5 s piece."""
-    expected = f"expected a mono {sample_rate} Hz file with at least {stop} frames"
-    try:
-        audio = sf.SoundFile(path)
-    except Exception as err:  # libsndfile raises several types
-        if not os.path.exists(path):
-            raise AudioFileError(f"{path}: file does not exist ({expected}, as the "
-                                 "manifest says)", path) from None
-        raise AudioFileError(f"{path}: unreadable audio ({str(err).strip()}); {expected}",
-                             path) from None
-    with audio:
-        if sample_rate is not None and audio.samplerate != sample_rate:
-            raise AudioFileError(f"{path}: sample rate is {audio.samplerate} Hz, "
-                                 f"expected {sample_rate} Hz", path)
-        if audio.channels != 1:
-            raise AudioFileError(f"{path}: {audio.channels} channels, expected mono", path)
-        if audio.frames < stop:
-            raise AudioFileError(f"{path}: {audio.frames} frames, but the manifest reads "
-                                 f"samples {start}:{stop} (file shorter than the manifest "
-                                 "says: changed after preparation?)", path)
-        try:
-            audio.seek(start)
-            data = audio.read(stop - start, dtype="float32")
-        except Exception as err:  # libsndfile raises several types
-            raise AudioFileError(f"{path}: undecodable audio in samples {start}:{stop} "
-                                 f"({str(err).strip()}); the file is damaged or truncated",
-                                 path) from None
-    if data.shape[0] != stop - start:
-        raise AudioFileError(f"{path}: asked for samples {start}:{stop} but the file "
-                             f"gave {data.shape[0]} (file shorter than the manifest says?)",
-                             path)
-    if not np.isfinite(data).all():
-        bad = ~np.isfinite(data)
-        first = start + int(np.flatnonzero(bad)[0])
-        raise AudioFileError(f"{path}: {int(bad.sum())} NaN/Inf sample(s) in samples "
-                             f"{start}:{stop}, the first at sample {first}; expected finite "
-                             "audio (verify_manifest(..., full_decode=True) lists every "
-                             "such file)", path)
-    return data
-
-
-def read_piece(segments, data_root=None, sample_rate=SAMPLE_RATE):
-    """Waveform of one piece: its segments read and concatenated.
-
-    ``segments`` is the CSV's ``segments`` string, with ``$data_root``
-    already replaced (``DynamicItemDataset.from_csv(..., replacements=
-    {"data_root": folder})``) or replaced here by ``data_root``. Returns a
-    float32 ``torch.Tensor`` of shape ``[samples]`` (as
-    ``speechbrain.dataio.dataio.read_audio``); use it in a SpeechBrain
-    pipeline with ``dataset.add_dynamic_item(read_piece, takes="segments",
-    provides="sig")``.
-
-    Raises :class:`~data_prep.common.AudioFileError` (a ``ValueError``)
-    naming the file when one is missing, undecodable, not mono at
-    ``sample_rate``, shorter than the manifest says or holds NaN / Inf
-    samples in the piece.
-
-    >>> import numpy as np, soundfile, tempfile, os
-    >>> folder = tempfile.mkdtemp()
-    >>> soundfile.write(os.path.join(folder, "a.flac"), np.zeros(1600), 16000)
-    >>> read_piece("$data_root/a.flac:0:800;$data_root/a.flac:1000:1600", folder).shape
-    torch.Size([1400])
-    """
-    import torch
-
-    if data_root is not None:
-        segments = resolve_data_root(segments, data_root)
-    if f"${DATA_ROOT_KEY}" in segments:
-        raise ValueError(f"{segments!r} still holds ${DATA_ROOT_KEY}: load the CSV with "
-                         f"replacements={{'{DATA_ROOT_KEY}': folder}} or pass data_root")
-    chunks = [_read_segment(path, start, stop, sample_rate)
-              for path, start, stop in parse_segments(segments)]
-    return torch.from_numpy(np.concatenate(chunks) if len(chunks) > 1 else chunks[0])
 
 
 def manifest_frames(csv_path, data_folder, sample_rate=SAMPLE_RATE):

@@ -24,9 +24,10 @@ import os
 import sys
 from pathlib import Path
 
-from .common import (SAMPLE_RATE, DataPreparationError, DoneRecord, PrepResult,
-                     ProblemList, check_data_folder, cli_parser, run_cli, scan_audio,
-                     write_csv)
+from speechbrain_ext.io.data import SAMPLE_RATE, DataPreparationError
+
+from .common import (DoneRecord, PrepResult, ProblemList, check_data_folder, cli_parser, run_cli,
+                     scan_audio, write_csv)
 from .librispeech import CSV_COLUMNS, check_duplicates, collect_tree, manifest_rows
 
 logger = logging.getLogger(__name__)

@@ -34,10 +34,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import (DEFAULT_FULL_DECODE, SAMPLE_RATE, DataPreparationError, DoneRecord,
-                     PrepResult, ProblemList, check_data_folder, cli_parser, format_seconds,
-                     full_decode_mode, merge_csvs, relative_to_root, run_cli, scan_audio,
-                     write_csv)
+from speechbrain_ext.io.data import SAMPLE_RATE, DataPreparationError
+
+from .common import (DEFAULT_FULL_DECODE, DoneRecord, PrepResult, ProblemList, check_data_folder,
+                     cli_parser, format_seconds, full_decode_mode, merge_csvs, relative_to_root, run_cli,
+                     scan_audio, write_csv)
 
 logger = logging.getLogger(__name__)
 

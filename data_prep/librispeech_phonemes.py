@@ -37,18 +37,19 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from .common import (SAMPLE_RATE, DataPreparationError, DoneRecord, PrepResult, ProblemList,
-                     check_data_folder, cli_parser, read_csv, run_cli, write_csv)
-from .librispeech import (CSV_COLUMNS as LS_COLUMNS, DEFAULT_SPLITS, collect_tree,
-                          expand_splits, prepare_librispeech)
+from speechbrain_ext.downstream.vocabulary import ARPABET
+from speechbrain_ext.io.data import SAMPLE_RATE, DataPreparationError, read_csv
+
+from .common import (DoneRecord, PrepResult, ProblemList, check_data_folder, cli_parser, run_cli,
+                     write_csv)
+from .librispeech import (CSV_COLUMNS as LS_COLUMNS, DEFAULT_SPLITS, collect_tree, expand_splits,
+                          prepare_librispeech)
 
 logger = logging.getLogger(__name__)
 
 PREP_VERSION = 1
 CSV_COLUMNS = LS_COLUMNS + ["phn"]
 LEXICON_NAME = "librispeech-lexicon.txt"
-ARPABET = ("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S "
-           "SH T TH UH UW V W Y Z ZH").split()
 _STRESS = re.compile(r"[012]$")
 
 

@@ -61,8 +61,10 @@ import random
 import sys
 from collections import Counter
 
-from .common import (SAMPLE_RATE, DataPreparationError, check_data_folder, cli_parser,
-                     format_seconds, relative_to_root, run_cli, run_preparation)
+from speechbrain_ext.io.data import SAMPLE_RATE, DataPreparationError
+
+from .common import (check_data_folder, cli_parser, format_seconds, relative_to_root, run_cli,
+                     run_preparation)
 
 logger = logging.getLogger(__name__)
 

@@ -64,9 +64,10 @@ import os
 import re
 import sys
 
-from .common import (SAMPLE_RATE, DataPreparationError, check_data_folder, cli_parser,
-                     collected_entries, read_table, relative_to_root, run_cli,
-                     run_preparation)
+from speechbrain_ext.io.data import SAMPLE_RATE, DataPreparationError
+
+from .common import (check_data_folder, cli_parser, collected_entries, read_table, relative_to_root,
+                     run_cli, run_preparation)
 
 logger = logging.getLogger(__name__)
 

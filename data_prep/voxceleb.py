@@ -44,8 +44,10 @@ import logging
 import os
 import sys
 
-from .common import (SAMPLE_RATE, DataPreparationError, check_data_folder, cli_parser,
-                     format_seconds, relative_to_root, run_cli, run_preparation)
+from speechbrain_ext.io.data import SAMPLE_RATE, DataPreparationError
+
+from .common import (check_data_folder, cli_parser, format_seconds, relative_to_root, run_cli,
+                     run_preparation)
 
 logger = logging.getLogger(__name__)
 

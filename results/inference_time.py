@@ -38,8 +38,9 @@ from torch.utils.flop_counter import FlopCounterMode
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from speechbrain_ext.backbone import build_backbone  # noqa: E402
-from speechbrain_ext.zoo import ZOO, count_parameters, zoo_config  # noqa: E402
+from speechbrain_ext.models.registry import build_backbone  # noqa: E402
+from speechbrain_ext.models.registry import count_parameters  # noqa: E402
+from speechbrain_ext.models.zoo import ZOO, zoo_config
 
 SAMPLE_RATE = 16000
 PAPER_MODELS = [n for n in ZOO if not n.endswith("_micro")]

@@ -1,4 +1,4 @@
-"""Tests of paper 000's Barlow losses (speechbrain_ext.objectives.barlow),
+"""Tests of paper 000's Barlow losses (speechbrain_ext.pretraining.barlow),
 against direct loop implementations of the paper's formulas."""
 import math
 
@@ -6,14 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from speechbrain_ext.objectives.barlow import (
-    SequenceBarlowLoss,
-    combine_losses,
-    merged_cross_correlation,
-    time_merged_loss,
-    time_unrolled_loss,
-    unrolled_cross_correlation,
-)
+from speechbrain_ext.pretraining.barlow import (SequenceBarlowLoss, combine_losses,
+                                                merged_cross_correlation, time_merged_loss,
+                                                time_unrolled_loss, unrolled_cross_correlation)
 
 EPS = 1e-5
 

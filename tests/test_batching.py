@@ -7,9 +7,9 @@ import random
 import pytest
 import torch
 
-from speechbrain_ext.batching import DurationBatchSampler
-from speechbrain_ext.masking import compute_span_mask
-from speechbrain_ext.random_streams import seed_all, stream_seed
+from speechbrain_ext.models.masking import compute_span_mask
+from speechbrain_ext.training.batching import DurationBatchSampler
+from speechbrain_ext.training.random_streams import seed_all, stream_seed
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Damaged checkpoints are reported and skipped, a failing save is a clear
 error that leaves the previous checkpoints intact, and every reader agrees
-on which checkpoints count (``speechbrain_ext.checkpoints``)."""
+on which checkpoints count (``speechbrain_ext.io.checkpoints``)."""
 import errno
 import logging
 import os
@@ -10,14 +10,15 @@ import pytest
 import torch
 from speechbrain.dataio.dataloader import SaveableDataLoader
 
-from speechbrain_ext import checkpoints
-from speechbrain_ext.backbone import load_backbone, save_backbone
-from speechbrain_ext.convert import CheckpointError
 from speechbrain_ext.downstream.results import pretraining_hours
+from speechbrain_ext.interop.loading import load_backbone
+from speechbrain_ext.io import checkpoints
+from speechbrain_ext.io.checkpoints import CheckpointError
+from speechbrain_ext.models.registry import save_backbone
 from speechbrain_ext.models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
-from speechbrain_ext.training import AudioCounter, SafeCheckpointer
+from speechbrain_ext.training.checkpointing import AudioCounter, SafeCheckpointer
 
-TRAINING_LOG = "speechbrain_ext.training"
+TRAINING_LOG = "speechbrain_ext.training.checkpointing"
 
 
 def linear(value):
@@ -297,7 +298,7 @@ def test_load_backbone_skips_incomplete_and_damaged_newer_checkpoints(tmp_path, 
     damaged, _ = backbone_checkpoint(tmp_path, "CKPT+b", seed=2, unixtime=200)
     truncate(damaged / "backbone.ckpt")
     backbone_checkpoint(tmp_path, "CKPT+c", seed=3, unixtime=300, complete=False)
-    with caplog.at_level(logging.WARNING, logger="speechbrain_ext.backbone"):
+    with caplog.at_level(logging.WARNING, logger="speechbrain_ext.models.registry"):
         loaded = load_backbone(tmp_path)
     assert same_weights(loaded, good) and not loaded.training
     assert str(damaged) in caplog.text and "CKPT+c" not in caplog.text
@@ -332,7 +333,7 @@ def test_save_folder_whose_complete_checkpoints_are_all_damaged(tmp_path, caplog
 def test_checkpoint_folder_given_itself_loads_without_marker(tmp_path, caplog):
     folder, model = backbone_checkpoint(tmp_path, "CKPT+hand-made", seed=1, unixtime=1,
                                         complete=False)
-    with caplog.at_level(logging.WARNING, logger="speechbrain_ext.backbone"):
+    with caplog.at_level(logging.WARNING, logger="speechbrain_ext.models.registry"):
         assert same_weights(load_backbone(folder), model)
     assert "no COMPLETE marker" in caplog.text
     truncate(folder / "backbone.ckpt")

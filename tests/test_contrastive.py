@@ -1,16 +1,12 @@
-"""Tests of the wav2vec 2.0 contrastive objective (speechbrain_ext.objectives.contrastive)."""
+"""Tests of the wav2vec 2.0 contrastive objective (speechbrain_ext.pretraining.contrastive)."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from speechbrain_ext.objectives.contrastive import (
-    Wav2Vec2Loss,
-    contrastive_logits,
-    sample_negatives,
-    wav2vec2_pretraining_loss,
-)
+from speechbrain_ext.pretraining.contrastive import (Wav2Vec2Loss, contrastive_logits, sample_negatives,
+                                                     wav2vec2_pretraining_loss)
 
 
 def owner_and_start(counts):

@@ -12,10 +12,10 @@ import torch
 
 from data_prep.timers_and_such import parse_slot_transcript
 from speechbrain_ext.downstream.ctc import (CTCHead, CTCVocabulary, VocabularyError, ctc_loss,
-                                           error_rate_stats, greedy_ctc_decode, scoring_units,
-                                           text_to_units, units_to_text)
+                                            error_rate_stats, greedy_ctc_decode, scoring_units,
+                                            text_to_units, units_to_text)
 from speechbrain_ext.downstream.slots import SlotStats, extract_slots, slot_type_f1
-from speechbrain_ext.vocabulary import LetterVocabulary
+from speechbrain_ext.downstream.vocabulary import LetterVocabulary
 
 
 def levenshtein(a, b):
@@ -248,8 +248,9 @@ def test_audio_at_another_rate_is_resampled_to_16k():
 
 
 def test_feature_augmentation_only_while_training():
-    import speechbrain as sb
     from types import SimpleNamespace
+
+    import speechbrain as sb
 
     from speechbrain_ext.downstream.ctc import CTCDownstreamBrain
 

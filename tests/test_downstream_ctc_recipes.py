@@ -16,11 +16,11 @@ import pytest
 import torch
 import yaml
 
-from data_prep.common import DataPreparationError
 from speechbrain_ext import load_backbone
-from speechbrain_ext.backbone import save_backbone
-from speechbrain_ext.convert import CheckpointError
 from speechbrain_ext.downstream.ctc import VocabularyError
+from speechbrain_ext.io.checkpoints import CheckpointError
+from speechbrain_ext.io.data import DataPreparationError
+from speechbrain_ext.models.registry import save_backbone
 from speechbrain_ext.models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
 
 REPO = Path(__file__).resolve().parents[1]

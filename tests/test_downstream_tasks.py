@@ -21,10 +21,10 @@ import speechbrain.utils.logger
 import torch
 import yaml
 
-from speechbrain_ext.backbone import save_backbone
 from speechbrain_ext.downstream.recipe import UnseenLabelError
-from speechbrain_ext.recipe_cli import yaml_keys
+from speechbrain_ext.models.registry import save_backbone
 from speechbrain_ext.models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
+from speechbrain_ext.training.recipe_cli import yaml_keys
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes" / "downstream"
@@ -159,8 +159,8 @@ def test_kws35(run_task, micro_backbone):
 
 
 def test_bad_inputs_fail_before_training(run_task, tmp_path, monkeypatch):
-    from data_prep.common import DataPreparationError
-    from speechbrain_ext.convert import CheckpointError
+    from speechbrain_ext.io.checkpoints import CheckpointError
+    from speechbrain_ext.io.data import DataPreparationError
 
     trained = []
     monkeypatch.setattr(sb.Brain, "fit", lambda *args, **kwargs: trained.append(1))

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from speechbrain_ext.backbone import save_backbone
-from speechbrain_ext.convert import CheckpointError
 from speechbrain_ext.downstream import Upstream
 from speechbrain_ext.downstream.metrics import average_folds, cosine_scores, equal_error_rate
 from speechbrain_ext.downstream.recipe import (UnseenLabelError, audio_dataset, label_encoder,
                                                require_manifest)
 from speechbrain_ext.downstream.results import (append_result, format_table, pretraining_hours,
                                                 read_results)
+from speechbrain_ext.io.checkpoints import CheckpointError
+from speechbrain_ext.models.registry import save_backbone
 from speechbrain_ext.models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
 
 
@@ -101,8 +101,8 @@ def test_feature_cache_gives_the_backbone_features_and_skips_it(micro_ckpt, tmp_
 def test_sewd_upstream_at_the_cnn_frame_rate(tmp_path):
     """SEW-D squeezes time inside its encoder; the upstream still gives one
     feature per CNN frame (every hidden state is upsampled back)."""
-    from speechbrain_ext.backbone import build_backbone
-    from speechbrain_ext.zoo import zoo_config
+    from speechbrain_ext.models.registry import build_backbone
+    from speechbrain_ext.models.zoo import zoo_config
 
     torch.manual_seed(0)
     model = build_backbone(zoo_config("sewd_micro")).eval()
@@ -215,7 +215,7 @@ def test_results_file_and_table(tmp_path):
 
 
 def test_missing_manifest_and_unseen_label_fail_clearly(tmp_path):
-    from data_prep.common import DataPreparationError
+    from speechbrain_ext.io.data import DataPreparationError
 
     with pytest.raises(DataPreparationError, match="was not prepared; run\n  python -m data_prep"):
         require_manifest(tmp_path / "kws12_train.csv", "python -m data_prep.speech_commands ...")

@@ -1,8 +1,8 @@
-"""Tests of the momentum (EMA) target network (speechbrain_ext.ema)."""
+"""Tests of the momentum (EMA) target network (speechbrain_ext.pretraining.ema)."""
 import pytest
 import torch
 
-from speechbrain_ext.ema import ExponentialMovingAverage, ema_update
+from speechbrain_ext.pretraining.ema import ExponentialMovingAverage, ema_update
 
 
 def make_net(seed):

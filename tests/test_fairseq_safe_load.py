@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from speechbrain_ext import safe_pickle
-from speechbrain_ext.convert import CheckpointError, backbone_from_state, load_fairseq_checkpoint
+from speechbrain_ext.interop import safe_pickle
+from speechbrain_ext.interop.fairseq import load_fairseq_checkpoint
+from speechbrain_ext.io.checkpoints import CheckpointError
+from speechbrain_ext.models.registry import backbone_from_state
 from speechbrain_ext.models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
 
 DATA = Path(__file__).parent / "data"

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from conftest import load_recipe_script
-from speechbrain_ext.backbone import save_backbone
-from speechbrain_ext.convert import ours_to_hf_config
-from speechbrain_ext.finetune import CTCFineTuneModel, check_vocabulary
+from speechbrain_ext.downstream.finetune import CTCFineTuneModel, check_vocabulary
+from speechbrain_ext.downstream.vocabulary import VocabularyError
+from speechbrain_ext.interop.hf import ours_to_hf_config
+from speechbrain_ext.models.registry import save_backbone
 from speechbrain_ext.models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
-from speechbrain_ext.vocabulary import VocabularyError
 
 REPO = Path(__file__).resolve().parents[1]
 MICRO = dict(dropout=0.0, attention_dropout=0.0, dropout_input=0.0)
@@ -99,7 +99,7 @@ def test_recipe_end_to_end_tiny(mini_root, tmp_path):
 
 
 def unwrap_updates(brain):
-    from speechbrain_ext.training import unwrap
+    from speechbrain_ext.training.distributed import unwrap
 
     return unwrap(brain.modules.model).num_updates
 

@@ -10,10 +10,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from data_prep.common import read_csv
-from data_prep.length_splits import (csv_name, cut_chapter, main, make_pieces,
-                                     parse_segments, piece_dataset,
-                                     prepare_length_splits, read_piece)
+from data_prep.length_splits import (csv_name, cut_chapter, main, make_pieces, piece_dataset,
+                                     prepare_length_splits)
+from speechbrain_ext.io.data import parse_segments, read_csv, read_piece
 
 SR = 16000
 LENGTHS = (1, 3, 5, 10, 15)

@@ -5,10 +5,11 @@ import torch
 
 pytest.importorskip("flashlight.lib.text.decoder")
 
-from speechbrain_ext.decoding.lm_decoding import (LexiconBeamSearch, LMDecodingError, decode_splits,
-                                                  error_rates, grid_search, paper_grid)
-from speechbrain_ext.decoding.ngram import build_kneser_ney, write_arpa
-from speechbrain_ext.vocabulary import LetterVocabulary
+from speechbrain_ext.downstream.decoding.lm_decoding import (LexiconBeamSearch, LMDecodingError,
+                                                             decode_splits, error_rates, grid_search,
+                                                             paper_grid)
+from speechbrain_ext.downstream.decoding.ngram import build_kneser_ney, write_arpa
+from speechbrain_ext.downstream.vocabulary import LetterVocabulary
 
 VOCAB = LetterVocabulary()
 TRAIN = ["THE CAT SAT ON THE MAT", "THE DOG SAT ON THE LOG", "A CAT SAW THE DOG",

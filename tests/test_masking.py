@@ -1,9 +1,9 @@
-"""Tests of the fairseq-style span mask (speechbrain_ext.masking)."""
+"""Tests of the fairseq-style span mask (speechbrain_ext.models.masking)."""
 import numpy as np
 import pytest
 import torch
 
-from speechbrain_ext.masking import compute_span_mask
+from speechbrain_ext.models.masking import compute_span_mask
 
 
 def fairseq_reference_rate(length, mask_prob, mask_length, min_masks, trials, seed):

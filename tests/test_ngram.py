@@ -8,7 +8,8 @@ import random
 
 import pytest
 
-from speechbrain_ext.decoding.ngram import EOS, UNK, NGramError, build_kneser_ney, read_texts, write_arpa
+from speechbrain_ext.downstream.decoding.ngram import (EOS, UNK, NGramError, build_kneser_ney,
+                                                       read_texts, write_arpa)
 
 kenlm = pytest.importorskip("flashlight.lib.text.decoder.kenlm")
 dictionary = pytest.importorskip("flashlight.lib.text.dictionary")

@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_prep.common import DataPreparationError, read_csv
-from data_prep import common_voice, fluent_speech, iemocap, librispeech_phonemes
-from data_prep import speech_commands, timers_and_such, voxceleb
+from data_prep import (common_voice, fluent_speech, iemocap, librispeech_phonemes, speech_commands,
+                       timers_and_such, voxceleb)
 from data_prep.common_voice import prepare_common_voice
 from data_prep.fluent_speech import prepare_fluent_speech
 from data_prep.iemocap import prepare_iemocap
 from data_prep.librispeech_phonemes import prepare_librispeech_phonemes
 from data_prep.speech_commands import prepare_speech_commands
-from data_prep.timers_and_such import (SlotTagError, parse_slot_transcript,
-                                       prepare_timers_and_such, tag_transcript)
+from data_prep.timers_and_such import (SlotTagError, parse_slot_transcript, prepare_timers_and_such,
+                                       tag_transcript)
 from data_prep.voxceleb import prepare_voxceleb
+from speechbrain_ext.io.data import DataPreparationError, read_csv
 
 CORPORA = ["librispeech", "speech_commands", "timers_and_such", "iemocap", "voxceleb1",
            "fluent_speech_commands", "common_voice_zh"]

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_prep.common import (DataPreparationError, DoneRecord, ProblemList, read_csv,
-                              scan_audio)
-from data_prep.librilight import main as librilight_main
-from data_prep.librilight import prepare_librilight
-from data_prep.librispeech import CSV_COLUMNS, expand_splits, prepare_librispeech
-from data_prep.librispeech import main as librispeech_main
+from data_prep.common import DoneRecord, ProblemList, scan_audio
+from data_prep.librilight import main as librilight_main, prepare_librilight
+from data_prep.librispeech import (CSV_COLUMNS, expand_splits, main as librispeech_main,
+                                   prepare_librispeech)
+from speechbrain_ext.io.data import DataPreparationError, read_csv
 
 SPLITS = ("train-clean-100", "dev-clean", "test-clean")
 

@@ -10,14 +10,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from data_prep.common import (AudioFileError, DataPreparationError, DoneRecord,
-                              atomic_write_text, read_csv, scan_audio, verify_audio_files,
-                              write_csv)
-from data_prep.length_splits import main as length_splits_main
-from data_prep.length_splits import (csv_name, manifest_frames, parse_segments,
-                                     prepare_length_splits, read_piece, verify_manifest)
-from data_prep.librispeech import main as librispeech_main
-from data_prep.librispeech import prepare_librispeech
+from data_prep.common import DoneRecord, atomic_write_text, scan_audio, verify_audio_files, write_csv
+from data_prep.length_splits import (csv_name, main as length_splits_main, manifest_frames,
+                                     prepare_length_splits, verify_manifest)
+from data_prep.librispeech import main as librispeech_main, prepare_librispeech
+from speechbrain_ext.io.data import (AudioFileError, DataPreparationError, parse_segments, read_csv,
+                                     read_piece)
 
 SR = 16000
 SPLIT = "train-clean-100"

@@ -14,7 +14,7 @@ import torch
 
 from conftest import load_recipe_script
 from speechbrain_ext import load_backbone
-from speechbrain_ext.convert import CheckpointError
+from speechbrain_ext.io.checkpoints import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "pretrain"
@@ -140,7 +140,7 @@ def test_wrong_architecture_checkpoint_is_refused(w2v2_run, tmp_path):
 
 def test_bad_configurations_fail_before_training(tmp_path):
     train = load_recipe_script(RECIPE / "train.py", "pretrain_recipe_train")
-    from data_prep.common import DataPreparationError
+    from speechbrain_ext.io.data import DataPreparationError
 
     with pytest.raises(ValueError, match="min_batch_size"):  # B < 2 for the merging loss
         train.main(recipe_args("nc_15s.yaml", tmp_path / "b1", "--batch_seconds=17"))
@@ -160,7 +160,7 @@ def test_audio_damaged_after_preparation_is_named_before_training(tmp_path):
     import shutil
 
     train = load_recipe_script(RECIPE / "train.py", "pretrain_recipe_train")
-    from data_prep.common import DataPreparationError
+    from speechbrain_ext.io.data import DataPreparationError
 
     corpus = tmp_path / "LibriSpeech"
     for split in ("train-clean-100", "dev-clean"):
@@ -231,7 +231,7 @@ def test_nonfinite_batches_are_skipped_and_named(tmp_path, monkeypatch):
     """A batch whose loss is not finite is skipped: its utterances are named,
     it advances neither the update count nor the audio seen; once patience
     is exhausted the error names the utterances."""
-    from speechbrain_ext.models.noncontrastive import NonContrastiveModel
+    from speechbrain_ext.pretraining.noncontrastive import NonContrastiveModel
 
     train = load_recipe_script(RECIPE / "train.py", "pretrain_recipe_train")
     forward = NonContrastiveModel.forward
@@ -269,7 +269,7 @@ def test_nonfinite_batches_are_skipped_and_named(tmp_path, monkeypatch):
 def test_interrupted_checkpoint_save_is_ignored(tmp_path):
     """A folder left by a kill during a save (meta written, parameters not)
     is neither recovered nor kept."""
-    from speechbrain_ext.training import SafeCheckpointer
+    from speechbrain_ext.training.checkpointing import SafeCheckpointer
 
     layer = torch.nn.Linear(2, 2)
     ckpt = SafeCheckpointer(tmp_path, recoverables={"layer": layer})

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from conftest import load_recipe_script
-from data_prep.common import DataPreparationError
 from speechbrain_ext.analysis.probe import (compare_ctc_with_random, compare_with_random, ctc_probe_loss,
                                             frame_features, pooled_features, random_like)
+from speechbrain_ext.io.data import DataPreparationError
 from speechbrain_ext.models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,11 +1,11 @@
-"""Tests of the Gumbel product quantizer (speechbrain_ext.quantizer)."""
+"""Tests of the Gumbel product quantizer (speechbrain_ext.pretraining.quantizer)."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from speechbrain_ext.quantizer import GumbelVectorQuantizer
+from speechbrain_ext.pretraining.quantizer import GumbelVectorQuantizer
 
 
 def make_quantizer(**kwargs):

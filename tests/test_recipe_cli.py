@@ -1,4 +1,4 @@
-"""The recipes' command line (``speechbrain_ext.recipe_cli``): overrides of
+"""The recipes' command line (``speechbrain_ext.training.recipe_cli``): overrides of
 the wrong type fail in ``parse_arguments``, naming the key, before any
 training or data preparation; numbers PyYAML reads as strings (``1e-3``)
 are converted; and every shipped YAML + overrides combination passes."""
@@ -10,7 +10,7 @@ import pytest
 
 from conftest import load_recipe_script
 from speechbrain_ext.downstream import recipe as downstream_recipe
-from speechbrain_ext.recipe_cli import parse_arguments
+from speechbrain_ext.training.recipe_cli import parse_arguments
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"

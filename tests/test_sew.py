@@ -7,15 +7,14 @@ import math
 import pytest
 import torch
 
-from speechbrain_ext.backbone import (backbone_config, build_backbone, init_backbone,
-                                      load_backbone, save_backbone)
-from speechbrain_ext.convert import CheckpointError, export_hf_folder
-from speechbrain_ext.heads import MLPHead
+from speechbrain_ext.interop.hf import export_hf_folder
+from speechbrain_ext.interop.loading import init_backbone, load_backbone
+from speechbrain_ext.io.checkpoints import CheckpointError
 from speechbrain_ext.models.disentangled_attention import (DisentangledSelfAttention,
-                                                           log_bucket_position,
-                                                           relative_position_index)
-from speechbrain_ext.models.sew import (SEWBackbone, SEWConfig, SEWDBackbone, SEWDConfig,
-                                        wfe_c_layers)
+                                                           log_bucket_position, relative_position_index)
+from speechbrain_ext.models.registry import backbone_config, build_backbone, save_backbone
+from speechbrain_ext.models.sew import SEWBackbone, SEWConfig, SEWDBackbone, SEWDConfig, wfe_c_layers
+from speechbrain_ext.pretraining.heads import MLPHead
 
 transformers = pytest.importorskip("transformers")
 
@@ -187,8 +186,8 @@ def test_mlp_head_normalises_over_frames():
 
 
 def test_both_objectives_train_a_sewd_backbone():
-    from speechbrain_ext.models.noncontrastive import NonContrastiveModel
-    from speechbrain_ext.models.wav2vec2_pretraining import Wav2Vec2ContrastiveModel
+    from speechbrain_ext.pretraining.noncontrastive import NonContrastiveModel
+    from speechbrain_ext.pretraining.wav2vec2 import Wav2Vec2ContrastiveModel
 
     torch.manual_seed(0)
     config = {"zoo": "sewd_micro"}

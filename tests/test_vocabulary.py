@@ -1,7 +1,7 @@
 """The 29-symbol letter vocabulary: layout, round trips, CTC collapsing, errors."""
 import pytest
 
-from speechbrain_ext.vocabulary import LetterVocabulary, VocabularyError
+from speechbrain_ext.downstream.vocabulary import LetterVocabulary, VocabularyError
 
 
 def test_layout_matches_fairseq_letter_dictionary():

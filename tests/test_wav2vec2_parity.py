@@ -9,10 +9,12 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from speechbrain_ext import load_backbone  # noqa: E402
-from speechbrain_ext.backbone import save_backbone  # noqa: E402
-from speechbrain_ext.convert import (CheckpointError, backbone_from_state,  # noqa: E402
-                                     export_hf_folder, load_fairseq_checkpoint,
-                                     main as convert_main)
+from speechbrain_ext.interop.__main__ import main as convert_main
+from speechbrain_ext.interop.fairseq import load_fairseq_checkpoint
+from speechbrain_ext.interop.hf import export_hf_folder
+from speechbrain_ext.io.checkpoints import CheckpointError
+from speechbrain_ext.models.registry import save_backbone  # noqa: E402
+from speechbrain_ext.models.registry import backbone_from_state
 
 SMALL = dict(hidden_size=48, num_hidden_layers=3, num_attention_heads=4, intermediate_size=96,
              conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from speechbrain_ext.backbone import backbone_config, build_backbone
+from speechbrain_ext.models.registry import backbone_config, build_backbone, count_parameters
 from speechbrain_ext.models.sew import SEWDBackbone
-from speechbrain_ext.zoo import ZOO, count_parameters, zoo_config
+from speechbrain_ext.models.zoo import ZOO, zoo_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def test_projection_is_not_counted_when_widths_agree():
 
 
 def test_listing_command_prints_every_model_with_its_count():
-    proc = subprocess.run([sys.executable, "-m", "speechbrain_ext.zoo"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "speechbrain_ext.models"], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = [line.split() for line in proc.stdout.strip().splitlines()]

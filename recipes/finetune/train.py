@@ -9,7 +9,7 @@ and n-gram LM decoding of dev and test (papers 000 and 001).
         --pretrained results/runs/demo_nc_5s/save
     python recipes/finetune/train.py hparams/ls100.yaml --overrides_file overrides/paper000_ls100.yaml ...
 
-``--pretrained`` takes anything ``speechbrain_ext.backbone.init_backbone``
+``--pretrained`` takes anything ``speechbrain_ext.interop.loading.init_backbone``
 reads (our checkpoints, HF folders, fairseq ``.pt``); ``--pretrained=null``
 fine-tunes a random initialisation. Without ``lm_path`` an
 interpolated Kneser-Ney LM of ``lm_order`` is built from the training
@@ -29,17 +29,17 @@ from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
-from data_prep.common import DATA_ROOT_KEY, DataPreparationError
 from data_prep.librilight import prepare_librilight
 from data_prep.librispeech import expand_splits, prepare_librispeech
-from speechbrain_ext.batching import DurationBatchSampler
-from speechbrain_ext.decoding.lm_decoding import (LexiconBeamSearch, decode_splits, error_rates,
-                                                  greedy_decode)
-from speechbrain_ext.decoding.ngram import build_kneser_ney, write_arpa
-from speechbrain_ext.finetune import check_vocabulary
-from speechbrain_ext.recipe_cli import parse_arguments, resolve_path
-from speechbrain_ext.schedules import set_learning_rate
-from speechbrain_ext.training import unwrap
+from speechbrain_ext.downstream.decoding.lm_decoding import (LexiconBeamSearch, decode_splits,
+                                                             error_rates, greedy_decode)
+from speechbrain_ext.downstream.decoding.ngram import build_kneser_ney, write_arpa
+from speechbrain_ext.downstream.finetune import check_vocabulary
+from speechbrain_ext.io.data import DATA_ROOT_KEY, DataPreparationError
+from speechbrain_ext.training.batching import DurationBatchSampler
+from speechbrain_ext.training.distributed import unwrap
+from speechbrain_ext.training.recipe_cli import parse_arguments, resolve_path
+from speechbrain_ext.training.schedules import set_learning_rate
 
 logger = logging.getLogger(__name__)
 RECIPE_DIR = Path(__file__).resolve().parent

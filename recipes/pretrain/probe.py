@@ -30,7 +30,7 @@ from data_prep.common import ProblemList  # noqa: E402
 from data_prep.librispeech import collect_tree  # noqa: E402
 from speechbrain_ext import load_backbone  # noqa: E402
 from speechbrain_ext.analysis.probe import compare_ctc_with_random, compare_with_random  # noqa: E402
-from speechbrain_ext.vocabulary import LetterVocabulary  # noqa: E402
+from speechbrain_ext.downstream.vocabulary import LetterVocabulary  # noqa: E402
 
 
 def read(path, max_seconds=None):

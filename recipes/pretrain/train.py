@@ -12,12 +12,12 @@ combined method: non-contrastive from a wav2vec2 checkpoint).
 Paths to the YAML and to ``--overrides_file`` may be given relative to the
 current folder or to this recipe's folder. Batches are sized in seconds of
 audio (``batch_seconds`` per process and step, held within one piece by
-``speechbrain_ext.batching.DurationBatchSampler``); the effective batch is
+``speechbrain_ext.training.batching.DurationBatchSampler``); the effective batch is
 ``batch_seconds x grad_accumulation_factor x processes``, which the log states
 beside the measured seconds per update.
 
 Runs resume exactly: every random draw of a batch comes from a stream seeded
-by ``(seed, process rank, epoch, batch)`` (``speechbrain_ext.random_streams``),
+by ``(seed, process rank, epoch, batch)`` (``speechbrain_ext.training.random_streams``),
 and interval checkpoints fall only between updates, never inside a gradient
 accumulation. A batch whose loss is not finite (on any process) is skipped by
 every process: no backward, no update, no audio counted; its utterance ids
@@ -34,14 +34,15 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
-from data_prep.common import DATA_ROOT_KEY, DataPreparationError
-from data_prep.length_splits import csv_name, prepare_length_splits, read_piece, verify_manifest
-from speechbrain_ext.batching import DurationBatchSampler
-from speechbrain_ext.random_streams import mask_fingerprint, process_rank, seed_all, stream_seed
-from speechbrain_ext.recipe_cli import parse_arguments, resolve_path
-from speechbrain_ext.schedules import set_learning_rate
-from speechbrain_ext.training import (BackboneSaver, crop_to_shortest, sum_over_processes, unwrap,
-                                     world_size)
+from data_prep.length_splits import csv_name, prepare_length_splits, verify_manifest
+from speechbrain_ext.io.data import DATA_ROOT_KEY, DataPreparationError, read_piece
+from speechbrain_ext.pretraining.objective import PretrainingObjective
+from speechbrain_ext.training.batching import DurationBatchSampler, crop_to_shortest
+from speechbrain_ext.training.checkpointing import BackboneSaver
+from speechbrain_ext.training.distributed import sum_over_processes, unwrap, world_size
+from speechbrain_ext.training.random_streams import mask_fingerprint, process_rank, seed_all, stream_seed
+from speechbrain_ext.training.recipe_cli import parse_arguments, resolve_path
+from speechbrain_ext.training.schedules import set_learning_rate
 
 logger = logging.getLogger(__name__)
 RECIPE_DIR = Path(__file__).resolve().parent
@@ -64,7 +65,7 @@ class PretrainBrain(sb.core.Brain):
         self.skipped_ids = []
         model = unwrap(self.modules.model)
         model.set_num_updates(self.optimizer_step)
-        self.monitor_key = getattr(model, "monitor_key", "loss")
+        self.monitor_key = model.monitor_key
         set_learning_rate(self.optimizer, self.hparams.lr_schedule(self.optimizer_step))
         if self.optimizer_step > 0:
             logger.info(f"resumed from checkpoint at update {self.optimizer_step}, "
@@ -237,7 +238,8 @@ def check_split(csv_path, hparams, model):
         durations = [float(row["duration"]) for row in csv.DictReader(f)]
     if not durations:
         raise DataPreparationError(f"{csv_path} holds no pieces")
-    frames = int((min(durations) * SAMPLE_RATE - 400) // 320 + 1)
+    shortest = torch.tensor([int(min(durations) * SAMPLE_RATE)])
+    frames = int(model.backbone.feature_extractor.output_lengths(shortest)[0])
     if frames < model.min_frames():
         raise ValueError(f"{csv_path}: the shortest piece ({min(durations):.2f} s, {frames} frames) "
                          f"is shorter than the mask span the objective needs ({model.min_frames()} frames)")
@@ -286,6 +288,10 @@ def main(argv=None):
             "lengths": [hparams["split_length"]], "splits": hparams[f"{stage}_splits"],
             "skip_prep": hparams["skip_prep"]})
     model = hparams["model"]
+    if not isinstance(model, PretrainingObjective):
+        raise TypeError(f"model: {type(model).__name__} is not a pre-training objective (it needs "
+                        "forward, backbone, monitor_key, min_frames, set_num_updates and "
+                        "after_optimizer_step: speechbrain_ext.pretraining.objective)")
     check_split(Path(hparams["train_prep_folder"]) / csv_name(hparams["split_length"]), hparams, model)
     # files damaged since preparation are named now, not mid-training (headers
     # and the last frames each piece needs: seconds for LS-960)

@@ -2,9 +2,9 @@
 upstream (frozen weighted sum or fine-tuned), the ``DownstreamBrain`` every
 task recipe subclasses, metrics, the results file and paper 003's table.
 Recipes: ``recipes/downstream/<task>/train.py``."""
-from .brain import (ClassificationBrain, DownstreamBrain, MeanPool, MeanPoolClassifier,
-                    XvectorClassifier, masked_mean)
-from .upstream import Upstream, WeightedLayerSum
+from speechbrain_ext.downstream.brain import (ClassificationBrain, DownstreamBrain, MeanPool,
+                                              MeanPoolClassifier, XvectorClassifier, masked_mean)
+from speechbrain_ext.downstream.upstream import Upstream, WeightedLayerSum
 
 __all__ = ["ClassificationBrain", "DownstreamBrain", "MeanPool", "MeanPoolClassifier", "Upstream",
            "WeightedLayerSum", "XvectorClassifier", "masked_mean"]

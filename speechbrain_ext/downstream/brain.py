@@ -25,7 +25,7 @@ loss), ``checkpoints_to_keep``.
 Example
 -------
 >>> import tempfile, torch, speechbrain as sb
->>> from speechbrain_ext.backbone import save_backbone
+>>> from speechbrain_ext.models.registry import save_backbone
 >>> from speechbrain_ext.models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
 >>> from speechbrain_ext.downstream.upstream import Upstream
 >>> path = save_backbone(Wav2Vec2Backbone(Wav2Vec2Config.micro()), tempfile.mkdtemp() + "/b.ckpt")
@@ -47,8 +47,8 @@ import torch
 from speechbrain.nnet.schedulers import update_learning_rate
 from speechbrain.utils.distributed import if_main_process
 
-from ..training import unwrap
-from .results import append_result, higher_is_better, pretraining_hours
+from speechbrain_ext.downstream.results import append_result, higher_is_better, pretraining_hours
+from speechbrain_ext.training.distributed import unwrap
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ SF (Timers&Such)   ``slot_characters``: letters + tags  Linear + 2 BiLSTM CER
 ASR-zh (CV zh-CN)  ``characters``: those of the text  Linear + 2 BiLSTM CER
 =================  ===================================  ================  =====
 
-The letter vocabulary is ``speechbrain_ext.vocabulary.LetterVocabulary``'s
+The letter vocabulary is ``speechbrain_ext.downstream.vocabulary.LetterVocabulary``'s
 (same symbols, same indices), so an ASR head reads like a CTC fine-tuned
 model's output layer.
 
@@ -45,11 +45,11 @@ from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.metric_stats import ErrorRateStats
 from torch import nn
 
-from data_prep.common import read_csv
-
-from ..vocabulary import BLANK, LetterVocabulary, VocabularyError, collapse_repeats
-from .brain import DownstreamBrain
-from .recipe import audio_dataset, require_manifest
+from speechbrain_ext.downstream.brain import DownstreamBrain
+from speechbrain_ext.downstream.recipe import audio_dataset, require_manifest
+from speechbrain_ext.downstream.vocabulary import (BLANK, LetterVocabulary, VocabularyError,
+                                                   collapse_repeats)
+from speechbrain_ext.io.data import read_csv
 
 logger = logging.getLogger(__name__)
 UPSTREAM_SAMPLE_RATE = 16000
@@ -154,7 +154,7 @@ class CTCVocabulary:
     @classmethod
     def phonemes(cls):
         """Blank + the 39 ARPAbet phonemes of ``data_prep.librispeech_phonemes``."""
-        from data_prep.librispeech_phonemes import ARPABET
+        from speechbrain_ext.downstream.vocabulary import ARPABET
 
         return cls(ARPABET, "phonemes")
 
@@ -439,7 +439,7 @@ class CTCDownstreamBrain(DownstreamBrain):
             return {}
         metrics = {"error": error_rate_stats()}
         if getattr(self.hparams, "slot_metrics", False):
-            from .slots import SlotStats
+            from speechbrain_ext.downstream.slots import SlotStats
 
             metrics["slots"] = SlotStats()
         return metrics
@@ -519,7 +519,7 @@ def check_same_upstream(save_folder, upstream):
     would otherwise silently recover the first one's head and report it.
     The identity is ``upstream.checkpoint_identity`` of the weights as
     loaded (before any fine-tuning), written next to the checkpoints."""
-    from .upstream import checkpoint_identity
+    from speechbrain_ext.downstream.upstream import checkpoint_identity
 
     identity = checkpoint_identity(upstream.backbone)
     record = Path(save_folder) / "upstream_identity.txt"

@@ -29,9 +29,8 @@ from speechbrain.dataio.dataio import read_audio
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.dataio.encoder import CategoricalEncoder
 
-from data_prep.common import DATA_ROOT_KEY, DataPreparationError
-
-from .. import recipe_cli
+from speechbrain_ext.io.data import DATA_ROOT_KEY, DataPreparationError
+from speechbrain_ext.training import recipe_cli
 
 logger = logging.getLogger(__name__)
 # overrides naming files or folders, resolved like the hparams file
@@ -44,7 +43,7 @@ class UnseenLabelError(ValueError):
 
 
 def parse_arguments(argv, recipe_dir):
-    """The project's recipe command line (``speechbrain_ext.recipe_cli``).
+    """The project's recipe command line (``speechbrain_ext.training.recipe_cli``).
     An override file is shared by every task (``overrides/micro.yaml`` sizes
     the x-vector head too), so its keys that the task's YAML lacks are
     skipped; a command-line key the YAML lacks stays an error (a typo)."""

@@ -25,7 +25,7 @@ import math
 import time
 from pathlib import Path
 
-from ..checkpoints import complete_checkpoints
+from speechbrain_ext.io.checkpoints import complete_checkpoints
 
 # task key -> (column title, metric key, higher is better); the order is
 # paper 003 Table 1's, then paper 001's extra tasks
@@ -56,7 +56,7 @@ def higher_is_better(metric):
 def pretraining_hours(source):
     """Hours of audio seen by the pre-training run that wrote ``source`` (a
     ``CKPT+*`` folder, a save folder whose newest complete checkpoint with an
-    audio counter is used (``speechbrain_ext.checkpoints``), or a
+    audio counter is used (``speechbrain_ext.io.checkpoints``), or a
     ``backbone.ckpt`` inside one); None when not recorded or unreadable."""
     path = Path(source)
     if path.is_file():

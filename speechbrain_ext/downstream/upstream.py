@@ -20,7 +20,7 @@ file, an HF folder) and returns ``[batch, frames, dim]`` features:
 Example
 -------
 >>> import tempfile, torch
->>> from speechbrain_ext.backbone import save_backbone
+>>> from speechbrain_ext.models.registry import save_backbone
 >>> from speechbrain_ext.models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
 >>> path = save_backbone(Wav2Vec2Backbone(Wav2Vec2Config.micro()), tempfile.mkdtemp() + "/b.ckpt")
 >>> upstream = Upstream(path, freeze=True)
@@ -39,8 +39,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..backbone import init_backbone, load_backbone
-from ..convert import CheckpointError
+from speechbrain_ext.interop.loading import init_backbone, load_backbone
+from speechbrain_ext.io.checkpoints import CheckpointError
 
 logger = logging.getLogger(__name__)
 

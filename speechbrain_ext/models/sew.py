@@ -23,7 +23,7 @@ positional conv; a squeezed frame is real when any of its ``s`` frames is
 padded keys.
 
 State-dict names equal HF ``SEWModel`` / ``SEWDModel``'s, so HF folders load
-with no renaming (``speechbrain_ext.convert``).
+with no renaming (``speechbrain_ext.interop.hf``).
 
 Example
 -------
@@ -45,12 +45,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..masking import compute_span_mask
-from .disentangled_attention import DisentangledTransformer
-from .feature_extractor import ConvFeatureExtractor
-from .transformer import ConvPositionalEmbedding, TransformerEncoder
-from .wav2vec2 import (BackboneOutput, DictConfig, cnn_features, init_conv_feature_extractor,
-                       init_positional_conv)
+from speechbrain_ext.models.components import (BackboneOutput, DictConfig, cnn_features,
+                                               init_conv_feature_extractor, init_positional_conv)
+from speechbrain_ext.models.disentangled_attention import DisentangledTransformer
+from speechbrain_ext.models.feature_extractor import ConvFeatureExtractor
+from speechbrain_ext.models.masking import compute_span_mask
+from speechbrain_ext.models.transformer import ConvPositionalEmbedding, TransformerEncoder
 
 
 def wfe_c_layers(channels=64, pointwise=True):

@@ -17,13 +17,14 @@ import torch
 from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.distributed import run_on_main
 
-from data_prep.common import DataPreparationError, write_csv
+from data_prep.common import write_csv
 from data_prep.voxceleb import prepare_voxceleb
 from speechbrain_ext.downstream import ClassificationBrain
 from speechbrain_ext.downstream.metrics import cosine_scores, equal_error_rate
-from speechbrain_ext.downstream.recipe import (audio_dataset, encode_labels, fit_brain,
-                                               load_recipe, manifest_datasets, prepare_command,
-                                               require_folder, require_manifest)
+from speechbrain_ext.downstream.recipe import (audio_dataset, encode_labels, fit_brain, load_recipe,
+                                               manifest_datasets, prepare_command, require_folder,
+                                               require_manifest)
+from speechbrain_ext.io.data import DataPreparationError
 
 logger = logging.getLogger(__name__)
 RECIPE_DIR = Path(__file__).resolve().parent

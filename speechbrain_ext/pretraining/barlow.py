@@ -37,7 +37,7 @@ dynamically (``L_U / sg(L_U) + L_M / sg(L_M)``, whose value is always 2 and
 whose gradient is ``grad L_U / L_U + grad L_M / L_M``).
 
 The losses do not detach the target themselves: run the target network under
-``torch.no_grad()`` (see :mod:`speechbrain_ext.ema`).  Everything is computed
+``torch.no_grad()`` (see :mod:`speechbrain_ext.pretraining.ema`).  Everything is computed
 in fp32 with autocast disabled.
 """
 import torch

@@ -3,8 +3,9 @@ and 6) and micro sizes for CPU tests.
 
 Any pre-training YAML selects one with ``backbone_config: {zoo: NAME}``
 (other keys override it, e.g. ``layerdrop``). ``python -m
-speechbrain_ext.zoo`` prints one line per model: its name and its parameter
-count in millions, counted as paper 002 counts them (``count_parameters``).
+speechbrain_ext.models`` prints one line per model: its name and its parameter count
+in millions, counted as paper 002 counts them
+(``speechbrain_ext.models.registry.count_parameters``).
 
 Sizes (paper 002 Table 2 / reference notes section 3): W2V2 WFE-O with c
 channels and a width-E, L-layer transformer; SEW / SEW-D WFE-C-c64-11 (c96
@@ -20,17 +21,13 @@ Example
 >>> cfg = zoo_config("sewd_tiny")
 >>> type(cfg).__name__, cfg.dim, cfg.num_layers, cfg.num_heads
 ('SEWDConfig', 384, 12, 6)
+>>> from speechbrain_ext.models.registry import count_parameters
 >>> round(count_parameters(zoo_config("w2v2_tiny")) / 1e6, 1)  # paper 002 Table 1: 11.1
 11.1
 """
-import argparse
-import sys
-
-import torch
-
-from .models.feature_extractor import WAV2VEC2_CONV_LAYERS
-from .models.sew import SEWConfig, SEWDConfig, wfe_c_layers
-from .models.wav2vec2 import Wav2Vec2Config
+from speechbrain_ext.models.feature_extractor import WAV2VEC2_CONV_LAYERS
+from speechbrain_ext.models.sew import SEWConfig, SEWDConfig, wfe_c_layers
+from speechbrain_ext.models.wav2vec2 import Wav2Vec2Config
 
 
 def _wfe_o(channels):
@@ -74,33 +71,3 @@ def zoo_config(name):
         raise ValueError(f"unknown zoo model {name!r}; expected one of {sorted(ZOO)}")
     return ZOO[name]()
 
-
-def count_parameters(config):
-    """Parameters of the backbone for ``config``, counted as paper 002 (and
-    fairseq) count them: without quantizer and pre-training heads, and without
-    the CNN -> transformer projection where the CNN width equals the model
-    width (fairseq creates ``post_extract_proj`` only when they differ; our
-    wav2vec2 backbone, like HF's, always has one). Built on the meta device:
-    no memory, no initialisation cost."""
-    from .backbone import build_backbone
-
-    with torch.device("meta"):
-        model = build_backbone(config)
-    total = sum(p.numel() for p in model.parameters())
-    if isinstance(config, Wav2Vec2Config) and model.feature_extractor.output_dim == config.dim:
-        total -= sum(p.numel() for p in model.feature_projection.projection.parameters())
-    return total
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m speechbrain_ext.zoo",
-                                     description="List the zoo: name and parameters (millions).")
-    parser.add_argument("names", nargs="*", help="only these models (default: all)")
-    args = parser.parse_args(argv)
-    for name in args.names or list(ZOO):
-        print(f"{name:<16} {count_parameters(zoo_config(name)) / 1e6:7.2f}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

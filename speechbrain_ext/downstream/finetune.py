@@ -35,9 +35,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .masking import compute_span_mask
-from .models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
-from .vocabulary import LetterVocabulary, VocabularyError
+from speechbrain_ext.downstream.vocabulary import LetterVocabulary, VocabularyError
+from speechbrain_ext.models.masking import compute_span_mask
+from speechbrain_ext.models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
 
 
 class CTCFineTuneModel(nn.Module):
@@ -48,7 +48,7 @@ class CTCFineTuneModel(nn.Module):
     backbone_config : Wav2Vec2Config or dict
         Architecture and training-time dropouts of the backbone.
     pretrained : str or Path, optional
-        A checkpoint for ``speechbrain_ext.backbone.init_backbone`` (ours, an
+        A checkpoint for ``speechbrain_ext.interop.loading.init_backbone`` (ours, an
         HF folder or a fairseq ``.pt``); None keeps the random initialisation.
     vocab_size : int
         Output classes (29: blank, A-Z, space, apostrophe).
@@ -71,7 +71,7 @@ class CTCFineTuneModel(nn.Module):
         elif not isinstance(backbone_config, Wav2Vec2Config):
             backbone_config = Wav2Vec2Config.from_dict(dict(backbone_config))
         if pretrained is not None:
-            from .backbone import init_backbone
+            from speechbrain_ext.interop.loading import init_backbone
 
             self.backbone = init_backbone(backbone_config, Path(pretrained))
         else:

@@ -1,66 +1,36 @@
-"""Pieces every training recipe shares: batch cropping, counting the audio
-seen, saving the backbone into each SpeechBrain checkpoint, checkpoints safe
-against kills / full disks / damaged files, the train logger, DDP helpers.
+"""What a training run checkpoints besides SpeechBrain's own recoverables:
+the audio seen (``AudioCounter``), the backbone in our loadable format
+(``BackboneSaver``), and ``SafeCheckpointer``: SpeechBrain's Checkpointer
+safe against kills, full disks and damaged files.
 
 Example
 -------
->>> import torch
->>> wav = torch.arange(20.).view(2, 10)
->>> cropped = crop_to_shortest(wav, torch.tensor([1.0, 0.6]), torch.Generator().manual_seed(0))
->>> cropped.shape
-torch.Size([2, 6])
+>>> import tempfile, torch
+>>> folder = tempfile.mkdtemp()
+>>> counter, layer = AudioCounter(), torch.nn.Linear(2, 2)
+>>> counter.add(7200.0)
+>>> checkpointer = SafeCheckpointer(folder, recoverables={"counter": counter, "layer": layer})
+>>> _ = checkpointer.save_checkpoint()
+>>> fresh = AudioCounter()
+>>> _ = SafeCheckpointer(folder, recoverables={"counter": fresh, "layer": layer}).recover_if_possible()
+>>> fresh.hours
+2.0
 """
 import logging
+import shutil
 from pathlib import Path
 
 import torch
-import shutil
-
 from speechbrain.dataio.dataloader import SaveableDataLoader
 from speechbrain.utils.checkpoints import (DEFAULT_LOAD_HOOKS, Checkpointer, get_default_hook,
-                                           mark_as_loader, mark_as_saver,
-                                           register_checkpoint_hooks)
-from speechbrain.utils.distributed import (if_main_process, is_distributed_initialized,
-                                           main_process_only)
-from speechbrain.utils.train_logger import FileTrainLogger
+                                           mark_as_loader, mark_as_saver, register_checkpoint_hooks)
+from speechbrain.utils.distributed import if_main_process, is_distributed_initialized, main_process_only
 
-from . import checkpoints
-from .backbone import save_backbone
-from .convert import CheckpointError
+from speechbrain_ext.io import checkpoints
+from speechbrain_ext.io.checkpoints import CheckpointError
+from speechbrain_ext.models.registry import save_backbone
 
 logger = logging.getLogger(__name__)
-
-
-def unwrap(module):
-    """The module inside DDP / DataParallel wrappers."""
-    return getattr(module, "module", module)
-
-
-def world_size():
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_world_size()
-    return 1
-
-
-def sum_over_processes(*values):
-    """``values`` (floats) summed over the processes of a torchrun job, in
-    one collective; unchanged without one."""
-    total = torch.tensor([float(v) for v in values], dtype=torch.float64)
-    if world_size() > 1:
-        torch.distributed.all_reduce(total)
-    return total.tolist()
-
-
-def crop_to_shortest(wav, wav_lens, generator=None):
-    """Crop every waveform of a padded batch to the shortest one, at a random
-    offset inside its own valid part (fairseq's pre-training batches: no
-    padding). ``wav`` ``[B, S]``, ``wav_lens`` ``[B]`` relative -> ``[B, S_min]``."""
-    samples = torch.round(wav_lens.float() * wav.shape[1]).long().cpu()
-    shortest = int(samples.min())
-    spare = samples - shortest
-    offsets = (torch.rand(len(samples), generator=generator) * (spare + 1).float()).long()
-    index = offsets[:, None] + torch.arange(shortest)[None, :]
-    return torch.gather(wav, 1, index.to(wav.device))
 
 
 @register_checkpoint_hooks
@@ -113,7 +83,7 @@ class SafeCheckpointer(Checkpointer):
     - A checkpoint counts only once a ``COMPLETE`` marker is written after
       all its files (SpeechBrain writes the meta file first, so a folder left
       by a kill mid-save looks complete to it); unmarked folders are ignored,
-      and removed when the run recovers (the rule: ``speechbrain_ext.checkpoints``).
+      and removed when the run recovers (the rule: ``speechbrain_ext.io.checkpoints``).
     - A failing save (e.g. ``OSError(ENOSPC)`` from a saver) is a
       ``CheckpointError`` naming the folder and the cause; the partial folder
       is removed and the previous checkpoints are left as they were (raised
@@ -358,33 +328,3 @@ class SafeCheckpointer(Checkpointer):
                 obj._speechbrain_recovery_skip_to = None
 
 
-class TrainLogger(FileTrainLogger):
-    """SpeechBrain's ``FileTrainLogger`` that also writes every statistic to
-    SpeechBrain's ``TensorboardLogger`` when ``use_tensorboard`` is set (the
-    YAML key of every recipe; needs the ``tensorboard`` package).
-
-    >>> import tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> log = TrainLogger(folder / "log.txt", folder / "tb", use_tensorboard=False)
-    >>> log.log_stats({"step": 1}, train_stats={"loss": 0.5})
-    >>> (folder / "log.txt").read_text().strip()
-    'step: 1 - train loss: 5.00e-01'
-    """
-
-    def __init__(self, save_file, tensorboard_dir=None, use_tensorboard=False, **kwargs):
-        super().__init__(save_file, **kwargs)
-        self.tensorboard = None
-        if use_tensorboard:
-            try:
-                from speechbrain.utils.train_logger import TensorboardLogger
-
-                self.tensorboard = TensorboardLogger(str(tensorboard_dir))
-            except ImportError as err:
-                raise ImportError("use_tensorboard: True needs the tensorboard package "
-                                  "(pip install -r requirements.txt)") from err
-
-    def log_stats(self, stats_meta, train_stats=None, valid_stats=None, test_stats=None,
-                  verbose=False):
-        super().log_stats(stats_meta, train_stats, valid_stats, test_stats, verbose)
-        if self.tensorboard is not None:
-            self.tensorboard.log_stats(stats_meta, train_stats, valid_stats, test_stats, verbose)

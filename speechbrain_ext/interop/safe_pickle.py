@@ -34,7 +34,6 @@ Example
 >>> ckpt["args"].lr, ckpt["w"].tolist()
 ([0.1], [1.0, 1.0])
 """
-import _compat_pickle
 import argparse
 import io
 import pickle
@@ -45,6 +44,7 @@ import threading
 import zipfile
 from pathlib import Path
 
+import _compat_pickle
 import torch
 
 # Protocol-2 pickles name Python 2 modules (``__builtin__.long``,

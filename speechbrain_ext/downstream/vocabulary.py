@@ -32,6 +32,11 @@ FAIRSEQ_WORD_SEPARATOR = "|"
 LETTERS = tuple(string.ascii_uppercase)
 APOSTROPHE = "'"
 
+# The 39 ARPAbet phones without stress (CMUdict's set; paper 003's PR task).
+ARPABET = ("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S "
+           "SH T TH UH UW V W Y Z ZH").split()
+
+
 
 class VocabularyError(ValueError):
     """A transcript or model output that does not fit the vocabulary (or a
@@ -108,7 +113,7 @@ class LetterVocabulary:
         >>> LetterVocabulary().encode("a-b", utterance_id="utt7")
         Traceback (most recent call last):
         ...
-        speechbrain_ext.vocabulary.VocabularyError: utterance utt7: character '-' (position 1 of 'A-B') is not in the 29-symbol letter vocabulary (A-Z, space, apostrophe)
+        speechbrain_ext.downstream.vocabulary.VocabularyError: utterance utt7: character '-' (position 1 of 'A-B') is not in the 29-symbol letter vocabulary (A-Z, space, apostrophe)
         """
         where = f"utterance {utterance_id}" if utterance_id is not None else "transcript"
         normalized = self.normalize(text)

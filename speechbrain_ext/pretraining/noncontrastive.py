@@ -30,9 +30,9 @@ import copy
 import torch
 from torch import nn
 
-from ..backbone import build_backbone
-from ..ema import ema_update
-from ..objectives.barlow import combine_losses, time_merged_loss, time_unrolled_loss
+from speechbrain_ext.models.registry import build_backbone
+from speechbrain_ext.pretraining.barlow import combine_losses, time_merged_loss, time_unrolled_loss
+from speechbrain_ext.pretraining.ema import ema_update
 
 
 class NonContrastiveModel(nn.Module):
@@ -41,7 +41,7 @@ class NonContrastiveModel(nn.Module):
     Arguments
     ---------
     backbone_config : a backbone config, or a dict (``architecture`` / ``zoo``
-        keys choose the backbone, see ``speechbrain_ext.backbone.backbone_config``)
+        keys choose the backbone, see ``speechbrain_ext.models.registry.backbone_config``)
     projection_dim : output size of the projection (29)
     online_mask, target_mask : (prob, span length) of the latent time masking
     min_masks : minimum number of spans per utterance

@@ -11,9 +11,9 @@ json + safetensors / torch.
 
 Command line::
 
-    python -m speechbrain_ext.convert import-hf  HF_FOLDER   OUT.ckpt
-    python -m speechbrain_ext.convert import-fairseq  MODEL.pt  OUT.ckpt
-    python -m speechbrain_ext.convert export-hf  CKPT  HF_FOLDER
+    python -m speechbrain_ext.interop import-hf  HF_FOLDER   OUT.ckpt
+    python -m speechbrain_ext.interop import-fairseq  MODEL.pt  OUT.ckpt
+    python -m speechbrain_ext.interop export-hf  CKPT  HF_FOLDER
 
 Example
 -------
@@ -22,30 +22,20 @@ Example
 >>> hf_config_to_ours(ours_to_hf_config(cfg)) == cfg
 True
 """
-import argparse
 import json
-import pickle
 import re
-import sys
 from pathlib import Path
 
 import torch
 
-from .models.sew import SEWBackbone, SEWConfig, SEWDBackbone, SEWDConfig
-from .models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
-from .safe_pickle import load_plain, resolve_interpolations
+from speechbrain_ext.io.checkpoints import CheckpointError
+from speechbrain_ext.models.sew import SEWConfig, SEWDConfig
+from speechbrain_ext.models.wav2vec2 import Wav2Vec2Config
 
 # The only activation our modules implement (exact GELU, as fairseq and HF;
 # HF SEW-D names it "gelu_python").
 _HF_ACTIVATION = "gelu"
 _HF_GELU_NAMES = ("gelu", "gelu_python")
-
-# config class -> backbone class (exact types: SEWDConfig is a SEWConfig)
-_BACKBONES = {Wav2Vec2Config: Wav2Vec2Backbone, SEWConfig: SEWBackbone, SEWDConfig: SEWDBackbone}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read as the expected architecture."""
 
 
 def hf_config_to_ours(hf):
@@ -240,29 +230,6 @@ def load_hf_folder(folder):
     return config, _normalise_weight_norm_keys(state)
 
 
-def backbone_from_state(config, state, strict=True):
-    """Build a backbone and load ``state``; a shape or key mismatch is a
-    ``CheckpointError`` that names the offending keys."""
-    if type(config) not in _BACKBONES:
-        raise CheckpointError(f"no backbone for a config of type {type(config).__name__}")
-    model = _BACKBONES[type(config)](config)
-    own = model.state_dict()
-    if "masked_spec_embed" not in state:  # HF omits it when masking is off
-        state = {**state, "masked_spec_embed": own["masked_spec_embed"]}
-    wrong_shape = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-                   for k, v in state.items() if k in own and own[k].shape != v.shape]
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if wrong_shape or (strict and (missing or unexpected)):
-        raise CheckpointError(
-            "checkpoint does not match the architecture:"
-            + "".join(f"\n  shape {w}" for w in wrong_shape)
-            + "".join(f"\n  missing {k}" for k in missing[:20])
-            + "".join(f"\n  unexpected {k}" for k in unexpected[:20]))
-    model.load_state_dict(state, strict=strict)
-    return model
-
-
 def export_hf_folder(model, folder):
     """Write ``model`` as an HF ``Wav2Vec2Model`` / ``SEWModel`` / ``SEWDModel`` folder."""
     folder = Path(folder)
@@ -286,142 +253,3 @@ def export_hf_folder(model, folder):
         save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
     return folder
 
-
-# fairseq wav2vec2 -> HF / our names.
-_FAIRSEQ_RULES = [
-    (r"^feature_extractor\.conv_layers\.(\d+)\.0\.", r"feature_extractor.conv_layers.\1.conv."),
-    (r"^feature_extractor\.conv_layers\.(\d+)\.2\.(weight|bias)$", r"feature_extractor.conv_layers.\1.layer_norm.\2"),
-    (r"^feature_extractor\.conv_layers\.(\d+)\.2\.1\.(weight|bias)$", r"feature_extractor.conv_layers.\1.layer_norm.\2"),
-    (r"^layer_norm\.", "feature_projection.layer_norm."),
-    (r"^post_extract_proj\.", "feature_projection.projection."),
-    (r"^mask_emb$", "masked_spec_embed"),
-    (r"^encoder\.pos_conv\.0\.weight_g$", "encoder.pos_conv_embed.conv.parametrizations.weight.original0"),
-    (r"^encoder\.pos_conv\.0\.weight_v$", "encoder.pos_conv_embed.conv.parametrizations.weight.original1"),
-    (r"^encoder\.pos_conv\.0\.bias$", "encoder.pos_conv_embed.conv.bias"),
-    (r"^encoder\.layers\.(\d+)\.self_attn\.", r"encoder.layers.\1.attention."),
-    (r"^encoder\.layers\.(\d+)\.self_attn_layer_norm\.", r"encoder.layers.\1.layer_norm."),
-    (r"^encoder\.layers\.(\d+)\.fc1\.", r"encoder.layers.\1.feed_forward.intermediate_dense."),
-    (r"^encoder\.layers\.(\d+)\.fc2\.", r"encoder.layers.\1.feed_forward.output_dense."),
-    (r"^encoder\.layers\.(\d+)\.final_layer_norm\.", r"encoder.layers.\1.final_layer_norm."),
-    (r"^encoder\.layer_norm\.", "encoder.layer_norm."),
-]
-_FAIRSEQ_PRETRAINING_ONLY = ("quantizer.", "project_q.", "final_proj.", "target_glu.", "project_inp.")
-
-
-def fairseq_config_to_ours(model_cfg):
-    """fairseq ``cfg['model']`` (or legacy ``args``) dict -> ``Wav2Vec2Config``."""
-    conv = model_cfg.get("conv_feature_layers", "[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512,2,2)] * 2")
-    if isinstance(conv, str):
-        if not re.fullmatch(r"[\[\]\(\)\d\s,+*]+", conv):
-            raise CheckpointError(f"fairseq conv_feature_layers {conv!r} is not a plain layer list")
-        conv = eval(conv, {"__builtins__": {}})  # digits, brackets, + and * only (checked above)
-    dim = model_cfg.get("encoder_embed_dim", 768)
-    return Wav2Vec2Config(
-        conv_layers=conv, extractor_mode="layer_norm" if model_cfg.get("extractor_mode") == "layer_norm" else "group_norm",
-        conv_bias=bool(model_cfg.get("conv_bias", False)), dim=dim,
-        num_layers=model_cfg.get("encoder_layers", 12),
-        num_heads=model_cfg.get("encoder_attention_heads", 12),
-        ffn_dim=model_cfg.get("encoder_ffn_embed_dim", 3072),
-        pos_conv_kernel=model_cfg.get("conv_pos", 128),
-        pos_conv_groups=model_cfg.get("conv_pos_groups", 16),
-        layer_norm_first=bool(model_cfg.get("layer_norm_first", False)),
-        dropout=model_cfg.get("dropout", 0.1),
-        attention_dropout=model_cfg.get("attention_dropout", 0.1),
-        activation_dropout=model_cfg.get("activation_dropout", 0.0),
-        dropout_input=model_cfg.get("dropout_input", 0.1),
-        layerdrop=model_cfg.get("encoder_layerdrop", 0.05),
-        feature_grad_mult=model_cfg.get("feature_grad_mult", 0.1),
-    )
-
-
-def fairseq_state_to_ours(state, config):
-    """Rename a fairseq wav2vec2 state dict to ours. fairseq has no
-    ``post_extract_proj`` when the CNN width equals the model width; an
-    identity projection is inserted then."""
-    out = {}
-    for key, value in state.items():
-        if key.startswith(_FAIRSEQ_PRETRAINING_ONLY):
-            continue
-        new = key
-        for pattern, repl in _FAIRSEQ_RULES:
-            new = re.sub(pattern, repl, new)
-        out[new] = value
-    if "feature_projection.projection.weight" not in out:
-        cnn_dim = config.conv_layers[-1][0]
-        if cnn_dim != config.dim:
-            raise CheckpointError("fairseq checkpoint lacks post_extract_proj although CNN and model widths differ")
-        out["feature_projection.projection.weight"] = torch.eye(config.dim)
-        out["feature_projection.projection.bias"] = torch.zeros(config.dim)
-    return out
-
-
-def load_fairseq_checkpoint(path):
-    """Read a fairseq wav2vec2 ``.pt``. Returns ``(config, state dict)``.
-
-    The file is read as data (``safe_pickle.load_plain``), never run: its
-    ``cfg`` (an omegaconf ``DictConfig``, or a dict) comes back as nested
-    dicts, its legacy ``args`` as an ``argparse.Namespace``; a file that
-    names any other global (``os.system``...) is a ``CheckpointError``
-    naming the file and the global. Neither fairseq nor omegaconf is needed.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such fairseq checkpoint")
-    try:
-        ckpt = load_plain(path)
-    except pickle.UnpicklingError as err:  # its message names the file (and any refused global)
-        raise CheckpointError(str(err)) from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise CheckpointError(f"{path}: no 'model' entry (not a fairseq checkpoint)")
-    if ckpt.get("cfg") is not None:
-        if not isinstance(ckpt["cfg"], dict) or not isinstance(ckpt["cfg"].get("model"), dict):
-            raise CheckpointError(f"{path}: 'cfg' has no 'model' section")
-        # a pickled DictConfig keeps "${task.normalize}"-style references unresolved
-        resolve_interpolations(ckpt["cfg"])
-        model_cfg = dict(ckpt["cfg"]["model"])
-    elif ckpt.get("args") is not None:
-        args = ckpt["args"]
-        model_cfg = vars(args) if isinstance(args, argparse.Namespace) else args
-        if not isinstance(model_cfg, dict):
-            raise CheckpointError(f"{path}: 'args' is a {type(args).__name__}, not an argparse.Namespace")
-    else:
-        raise CheckpointError(f"{path}: neither 'cfg' nor 'args' (cannot tell the architecture)")
-    config = fairseq_config_to_ours(model_cfg)
-    # waveform normalisation is a task option in fairseq (task.normalize)
-    task_cfg = ckpt["cfg"].get("task") if ckpt.get("cfg") is not None else model_cfg
-    config.normalize_waveform = bool((task_cfg or {}).get("normalize", False))
-    return config, fairseq_state_to_ours(ckpt["model"], config)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m speechbrain_ext.convert",
-                                     description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in (("import-hf", "HF folder -> our backbone checkpoint"),
-                            ("import-fairseq", "fairseq .pt -> our backbone checkpoint"),
-                            ("export-hf", "our checkpoint (or HF folder) -> HF folder")):
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("source")
-        p.add_argument("destination")
-    args = parser.parse_args(argv)
-    from .backbone import load_backbone, save_backbone
-
-    try:
-        if args.command == "import-fairseq":
-            config, state = load_fairseq_checkpoint(args.source)
-            model = backbone_from_state(config, state)
-        else:
-            model = load_backbone(args.source)
-        if args.command == "export-hf":
-            export_hf_folder(model, args.destination)
-        else:
-            save_backbone(model, args.destination)
-    except CheckpointError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.destination}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,8 +19,8 @@ the lexicon.
 Example
 -------
 >>> import tempfile, torch
->>> from speechbrain_ext.decoding.ngram import build_kneser_ney, write_arpa
->>> from speechbrain_ext.vocabulary import LetterVocabulary
+>>> from speechbrain_ext.downstream.decoding.ngram import build_kneser_ney, write_arpa
+>>> from speechbrain_ext.downstream.vocabulary import LetterVocabulary
 >>> vocab = LetterVocabulary()
 >>> arpa = write_arpa(build_kneser_ney(["HI THERE", "HI YOU"], 2), tempfile.mkdtemp() + "/lm.arpa")["path"]
 >>> decoder = LexiconBeamSearch(vocab, ["HI", "THERE", "YOU"], lm_path=arpa, beam_size=10)
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-from ..vocabulary import FAIRSEQ_WORD_SEPARATOR, VocabularyError
+from speechbrain_ext.downstream.vocabulary import FAIRSEQ_WORD_SEPARATOR, VocabularyError
 
 logger = logging.getLogger(__name__)
 UNK_WORD = "<unk>"
@@ -193,8 +193,7 @@ class LexiconBeamSearch:
         self.trie.smear(SmearingMode.MAX)
 
     def _decoder(self, lm_weight, word_score):
-        from flashlight.lib.text.decoder import (CriterionType, LexiconDecoder,
-                                                 LexiconDecoderOptions)
+        from flashlight.lib.text.decoder import CriterionType, LexiconDecoder, LexiconDecoderOptions
 
         options = LexiconDecoderOptions(
             beam_size=self.beam_size, beam_size_token=self.beam_size_token,

@@ -131,3 +131,7 @@ def zip_damage(path):
     except (OSError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError) as err:
         return f"truncated or corrupt zip archive ({type(err).__name__}: {err})"
     return None if bad is None else f"corrupt member {bad} (CRC mismatch)"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read as the expected architecture."""

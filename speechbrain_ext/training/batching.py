@@ -11,6 +11,9 @@ of 5 s pieces all gave 140 s batches).
 
 Example
 -------
+>>> wav = torch.arange(20.).view(2, 10)  # a batch cropped to its shortest clip at random offsets
+>>> crop_to_shortest(wav, torch.tensor([1.0, 0.6]), torch.Generator().manual_seed(0)).shape
+torch.Size([2, 6])
 >>> sampler = DurationBatchSampler([5.0] * 10 + [3.0] * 4 + [2.0], max_batch_length=12, seed=0)
 >>> sorted(sampler.batch_seconds())
 [10.0, 10.0, 10.0, 10.0, 10.0, 12.0]
@@ -151,3 +154,15 @@ class DurationBatchSampler(torch.utils.data.Sampler):
 
     def __len__(self):
         return len(self.batches())
+
+
+def crop_to_shortest(wav, wav_lens, generator=None):
+    """Crop every waveform of a padded batch to the shortest one, at a random
+    offset inside its own valid part (fairseq's pre-training batches: no
+    padding). ``wav`` ``[B, S]``, ``wav_lens`` ``[B]`` relative -> ``[B, S_min]``."""
+    samples = torch.round(wav_lens.float() * wav.shape[1]).long().cpu()
+    shortest = int(samples.min())
+    spare = samples - shortest
+    offsets = (torch.rand(len(samples), generator=generator) * (spare + 1).float()).long()
+    index = offsets[:, None] + torch.arange(shortest)[None, :]
+    return torch.gather(wav, 1, index.to(wav.device))

@@ -27,10 +27,10 @@ Example
 """
 from torch import nn
 
-from ..backbone import build_backbone
-from ..heads import projection_head
-from ..objectives.contrastive import Wav2Vec2Loss, contrastive_logits, sample_negatives
-from ..quantizer import GumbelVectorQuantizer
+from speechbrain_ext.models.registry import build_backbone
+from speechbrain_ext.pretraining.contrastive import Wav2Vec2Loss, contrastive_logits, sample_negatives
+from speechbrain_ext.pretraining.heads import projection_head
+from speechbrain_ext.pretraining.quantizer import GumbelVectorQuantizer
 
 
 class Wav2Vec2ContrastiveModel(nn.Module):
@@ -39,7 +39,7 @@ class Wav2Vec2ContrastiveModel(nn.Module):
     Arguments
     ---------
     backbone_config : a backbone config, or a dict (``architecture`` / ``zoo``
-        keys choose the backbone, see ``speechbrain_ext.backbone.backbone_config``)
+        keys choose the backbone, see ``speechbrain_ext.models.registry.backbone_config``)
     mask_prob, mask_length, min_masks : span masking (0.65, 10, 2)
     num_negatives : distractors per masked frame (100)
     codevector_dim, num_groups, num_vars : quantizer (256, 2, 320)
@@ -72,6 +72,8 @@ class Wav2Vec2ContrastiveModel(nn.Module):
         self.mask_prob, self.mask_length, self.min_masks = mask_prob, mask_length, min_masks
         self.num_negatives = num_negatives
         self.logit_temperature = logit_temperature
+
+    monitor_key = "loss"  # the output that compares validation runs
 
     @property
     def backbone(self):

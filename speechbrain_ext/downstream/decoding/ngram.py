@@ -207,7 +207,7 @@ def read_texts(paths, column="wrd"):
 
 
 def main(argv=None):
-    """``python -m speechbrain_ext.decoding.ngram --text train.csv --order 3 --out lm.arpa``"""
+    """``python -m speechbrain_ext.downstream.decoding.ngram --text train.csv --order 3 --out lm.arpa``"""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--text", nargs="+", required=True,
                         help="CSV manifests (column --column) or text files, one sentence a line")

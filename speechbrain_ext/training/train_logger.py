@@ -1,0 +1,34 @@
+"""The train logger every recipe's YAML builds (``train_logger``)."""
+from speechbrain.utils.train_logger import FileTrainLogger
+
+
+class TrainLogger(FileTrainLogger):
+    """SpeechBrain's ``FileTrainLogger`` that also writes every statistic to
+    SpeechBrain's ``TensorboardLogger`` when ``use_tensorboard`` is set (the
+    YAML key of every recipe; needs the ``tensorboard`` package).
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> log = TrainLogger(folder / "log.txt", folder / "tb", use_tensorboard=False)
+    >>> log.log_stats({"step": 1}, train_stats={"loss": 0.5})
+    >>> (folder / "log.txt").read_text().strip()
+    'step: 1 - train loss: 5.00e-01'
+    """
+
+    def __init__(self, save_file, tensorboard_dir=None, use_tensorboard=False, **kwargs):
+        super().__init__(save_file, **kwargs)
+        self.tensorboard = None
+        if use_tensorboard:
+            try:
+                from speechbrain.utils.train_logger import TensorboardLogger
+
+                self.tensorboard = TensorboardLogger(str(tensorboard_dir))
+            except ImportError as err:
+                raise ImportError("use_tensorboard: True needs the tensorboard package "
+                                  "(pip install -r requirements.txt)") from err
+
+    def log_stats(self, stats_meta, train_stats=None, valid_stats=None, test_stats=None,
+                  verbose=False):
+        super().log_stats(stats_meta, train_stats, valid_stats, test_stats, verbose)
+        if self.tensorboard is not None:
+            self.tensorboard.log_stats(stats_meta, train_stats, valid_stats, test_stats, verbose)
