@@ -84,7 +84,7 @@ def make_head(task, dim, micro):
         channels, embedding = ([64] * 4 + [128], 64) if micro else ([512] * 4 + [1500], 512)
         xvector = Xvector(in_channels=dim, tdnn_channels=channels, lin_neurons=embedding)
         return XvectorClassifier(xvector, torch.nn.Linear(embedding, 1251)), None
-    from speechbrain_ext.downstream.ctc import CTCHead  # part of the CTC recipes
+    from speechbrain_ext.downstream.ctc_head import CTCHead  # part of the CTC recipes
 
     size = 64 if micro else 1024
     layers = 0 if task == "PR" else 2  # PR: SUPERB's linear head
@@ -94,7 +94,7 @@ def make_head(task, dim, micro):
 
 def available_tasks():
     try:
-        from speechbrain_ext.downstream.ctc import CTCHead  # noqa: F401
+        from speechbrain_ext.downstream.ctc_head import CTCHead  # noqa: F401
         return list(TASKS)
     except ImportError:
         return [t for t in TASKS if t not in SEQUENCE_TASKS]

@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from data_prep.common import scan_audio  # noqa: E402
+from data_prep.audio_scan import scan_audio  # noqa: E402
 from data_prep.length_splits import csv_name, prepare_length_splits, verify_manifest
 from data_prep.librispeech import prepare_librispeech  # noqa: E402
 from speechbrain_ext.io.data import read_csv, read_piece

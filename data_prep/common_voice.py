@@ -25,7 +25,7 @@ reads. Real Common Voice clips are 48 kHz, so ``sample_rate`` defaults to
 resample to the 16 kHz of the upstream model when the rate differs
 (``torchaudio.transforms.Resample`` in the audio pipeline).
 
-Bad inputs follow ``data_prep.common``: a missing data folder or split TSV
+Bad inputs follow ``data_prep.problems``: a missing data folder or split TSV
 is fatal; a TSV line whose clip is missing, an empty sentence, a clip
 listed twice, an unreadable/empty clip or one at another sample rate is
 listed (nothing written), or left out with ``skip_bad_files=True``.
@@ -42,8 +42,10 @@ import sys
 
 from speechbrain_ext.io.data import DataPreparationError
 
-from .common import (check_data_folder, cli_parser, collected_entries, read_table, relative_to_root,
-                     run_cli, run_preparation)
+from .cli import cli_parser, run_cli
+from .manifests import read_table, relative_to_root
+from .problems import check_data_folder
+from .runner import collected_entries, run_preparation
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ def prepare_common_voice(data_folder, save_folder, splits=SPLITS, skip_prep=Fals
 
     Returns
     -------
-    data_prep.common.PrepResult or None (with ``skip_prep``)
+    data_prep.runner.PrepResult or None (with ``skip_prep``)
 
     Example
     -------

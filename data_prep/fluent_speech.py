@@ -20,7 +20,7 @@ predicts them with three heads) and ``intent`` =
 ``change language_none_none``: the 31 intents). The official splits have
 disjoint speakers.
 
-Bad inputs follow ``data_prep.common``: a missing data folder or split CSV
+Bad inputs follow ``data_prep.problems``: a missing data folder or split CSV
 is fatal; a CSV line whose audio is missing, an empty slot, a file listed
 twice, an unreadable/empty file or one at another sample rate is listed
 (nothing written), or left out with ``skip_bad_files=True``.
@@ -36,8 +36,10 @@ import sys
 
 from speechbrain_ext.io.data import SAMPLE_RATE, DataPreparationError
 
-from .common import (check_data_folder, cli_parser, collected_entries, read_table, relative_to_root,
-                     run_cli, run_preparation)
+from .cli import cli_parser, run_cli
+from .manifests import read_table, relative_to_root
+from .problems import check_data_folder
+from .runner import collected_entries, run_preparation
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +87,7 @@ def prepare_fluent_speech(data_folder, save_folder, splits=SPLITS, skip_prep=Fal
 
     Returns
     -------
-    data_prep.common.PrepResult or None (with ``skip_prep``)
+    data_prep.runner.PrepResult or None (with ``skip_prep``)
 
     Example
     -------

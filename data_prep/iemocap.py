@@ -29,7 +29,7 @@ Output: ``save_folder/fold{k}_{train,valid,test}.csv`` with columns
 (``Ses01F_impro01_M003``), ``spk_id`` the session and sex of the turn's
 speaker (``Ses01M``: the letter before the turn number, not the dialog's).
 
-Bad inputs follow ``data_prep.common``: a missing data folder, session or
+Bad inputs follow ``data_prep.problems``: a missing data folder, session or
 EmoEvaluation folder is fatal; a dialog without its EmoEvaluation file, a
 labelled turn whose audio is missing, an unreadable/empty file or one at
 another sample rate is listed (nothing written) or left out with
@@ -49,8 +49,10 @@ from collections import defaultdict
 
 from speechbrain_ext.io.data import SAMPLE_RATE, DataPreparationError
 
-from .common import (check_data_folder, cli_parser, format_seconds, relative_to_root, run_cli,
-                     run_preparation)
+from .cli import cli_parser, run_cli
+from .manifests import format_seconds, relative_to_root
+from .problems import check_data_folder
+from .runner import run_preparation
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ def parse_emo_evaluation(path, problems):
     ...     "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\\n\\n"
     ...     "[6.2901 - 8.2357]\\tSes01F_impro01_F000\\texc\\t[2.5000, 2.5000, 2.5000]\\n"
     ...     "C-E2:\\tNeutral;\\t()\\n")
-    >>> from data_prep.common import ProblemList
+    >>> from data_prep.problems import ProblemList
     >>> parse_emo_evaluation(path, ProblemList())
     [(3, 'Ses01F_impro01_F000', 'exc')]
     """
@@ -209,7 +211,7 @@ def prepare_iemocap(data_folder, save_folder, folds=SESSIONS, skip_prep=False,
 
     Returns
     -------
-    data_prep.common.PrepResult or None (with ``skip_prep``); its
+    data_prep.runner.PrepResult or None (with ``skip_prep``); its
     ``csv_files`` keys are ``fold1_train`` ... ``fold5_test``.
 
     Example

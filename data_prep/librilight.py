@@ -12,7 +12,8 @@ Subsets: ``10min`` = fold ``1h/0``; ``1h`` = the six ``1h/*`` folds;
 Output: ``save_folder/librilight-<subset>.csv`` with the LibriSpeech columns
 ``ID,duration,wav,spk_id,wrd`` (``wav`` is ``$data_root/1h/0/clean/...``).
 Each fold is scanned once even when several subsets use it; the bad-input
-policy and skip-if-done are those of ``data_prep.common``.
+policy and skip-if-done are those of ``data_prep.problems`` and
+``data_prep.done_record``.
 
 Command line::
 
@@ -26,9 +27,13 @@ from pathlib import Path
 
 from speechbrain_ext.io.data import SAMPLE_RATE, DataPreparationError
 
-from .common import (DoneRecord, PrepResult, ProblemList, check_data_folder, cli_parser, run_cli,
-                     scan_audio, write_csv)
+from .audio_scan import scan_audio
+from .cli import cli_parser, run_cli
+from .done_record import DoneRecord
 from .librispeech import CSV_COLUMNS, check_duplicates, collect_tree, manifest_rows
+from .manifests import write_csv
+from .problems import ProblemList, check_data_folder
+from .runner import PrepResult
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ Output: ``save_folder/<split>.csv`` with columns ``ID,duration,wav,spk_id,wrd``
 ``DynamicItemDataset.from_csv(csv, replacements={"data_root": data_folder})``;
 ``wrd`` is the upper-case transcript), rows sorted by ID.
 
-Audio headers are read (in parallel, see ``data_prep.common.scan_audio``)
+Audio headers are read (in parallel, see ``data_prep.audio_scan.scan_audio``)
 and each transcript file is parsed once: the 281k files of the 960 h take
 well under a minute with a warm page cache (``benchmarks/prep_speed.py``).
 Files stored as float (which can hold NaN / Inf) are also decoded in full;
@@ -19,7 +19,7 @@ LibriSpeech's 16-bit FLAC cannot, so by default nothing is decoded.
 ``full_decode=True`` (``--full_decode``) decodes every file, which also finds
 damaged data behind a good header, at ~30x the cost of the header scan
 (about 0.5 s of one core per hour of audio). Bad inputs follow the policy
-of ``data_prep.common``: by default the preparation stops before writing
+of ``data_prep.problems``: by default the preparation stops before writing
 anything and lists every offending file; ``skip_bad_files=True`` leaves them
 out.
 
@@ -36,9 +36,12 @@ from pathlib import Path
 
 from speechbrain_ext.io.data import SAMPLE_RATE, DataPreparationError
 
-from .common import (DEFAULT_FULL_DECODE, DoneRecord, PrepResult, ProblemList, check_data_folder,
-                     cli_parser, format_seconds, full_decode_mode, merge_csvs, relative_to_root, run_cli,
-                     scan_audio, write_csv)
+from .audio_scan import DEFAULT_FULL_DECODE, full_decode_mode, scan_audio
+from .cli import cli_parser, run_cli
+from .done_record import DoneRecord
+from .manifests import format_seconds, merge_csvs, relative_to_root, write_csv
+from .problems import ProblemList, check_data_folder
+from .runner import PrepResult
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +116,7 @@ def collect_tree(root, problems, audio_ext=".flac"):
     Returns the :class:`Utterance` s that have both (sorted by ID) and adds
     a problem to ``problems`` for every transcript line without audio, audio
     without transcript, malformed transcript line or misplaced file. Audio is
-    not opened here (see :func:`data_prep.common.scan_audio`).
+    not opened here (see :func:`data_prep.audio_scan.scan_audio`).
 
     >>> import tempfile, os
     >>> root = tempfile.mkdtemp()
@@ -232,7 +235,7 @@ def prepare_librispeech(data_folder, save_folder, splits=DEFAULT_SPLITS, skip_pr
     full_decode : bool or "float"
         Which files are decoded sample by sample to find NaN / Inf samples,
         undecodable data and truncated files (see
-        ``data_prep.common.scan_audio``): ``"float"`` (default) only files
+        ``data_prep.audio_scan.scan_audio``): ``"float"`` (default) only files
         stored as float, ``True`` every file, ``False`` none.
 
     Returns
@@ -241,7 +244,7 @@ def prepare_librispeech(data_folder, save_folder, splits=DEFAULT_SPLITS, skip_pr
 
     Splits already prepared from the same folder with the same options
     (``full_decode`` included: a header-only run does not stand for a full
-    decode) are not prepared again (see ``data_prep.common.DoneRecord``).
+    decode) are not prepared again (see ``data_prep.done_record.DoneRecord``).
 
     Example
     -------

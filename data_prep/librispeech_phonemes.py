@@ -40,10 +40,13 @@ from pathlib import Path
 from speechbrain_ext.downstream.vocabulary import ARPABET
 from speechbrain_ext.io.data import SAMPLE_RATE, DataPreparationError, read_csv
 
-from .common import (DoneRecord, PrepResult, ProblemList, check_data_folder, cli_parser, run_cli,
-                     write_csv)
+from .cli import cli_parser, run_cli
+from .done_record import DoneRecord
 from .librispeech import (CSV_COLUMNS as LS_COLUMNS, DEFAULT_SPLITS, collect_tree, expand_splits,
                           prepare_librispeech)
+from .manifests import write_csv
+from .problems import ProblemList, check_data_folder
+from .runner import PrepResult
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +155,7 @@ def prepare_librispeech_phonemes(data_folder, save_folder, splits=DEFAULT_SPLITS
 
     Returns
     -------
-    data_prep.common.PrepResult (``csv_files`` maps each split to its
+    data_prep.runner.PrepResult (``csv_files`` maps each split to its
     phoneme CSV) or None (with ``skip_prep``)
 
     Example

@@ -45,7 +45,7 @@ Decisions (12 classes):
   ``unknown="average"`` instead keeps a seeded random subset of as many
   unknown clips as the average command class has (per split).
 
-Bad inputs follow ``data_prep.common``: a missing data folder, split list,
+Bad inputs follow ``data_prep.problems``: a missing data folder, split list,
 command folder or ``_background_noise_`` folder is fatal; a list line whose
 audio is missing, an unreadable/empty clip or one at another sample rate is
 listed (nothing written) or left out with ``skip_bad_files=True``.
@@ -63,8 +63,10 @@ from collections import Counter
 
 from speechbrain_ext.io.data import SAMPLE_RATE, DataPreparationError
 
-from .common import (check_data_folder, cli_parser, format_seconds, relative_to_root, run_cli,
-                     run_preparation)
+from .cli import cli_parser, run_cli
+from .manifests import format_seconds, relative_to_root
+from .problems import check_data_folder
+from .runner import run_preparation
 
 logger = logging.getLogger(__name__)
 
@@ -80,15 +82,6 @@ NOISE_FOLDER = "_background_noise_"
 SILENCE_REGIONS = {"train": (0.0, 0.8), "valid": (0.8, 0.9), "test": (0.9, 1.0)}
 SILENCE_SECONDS = 1.0
 TASKS = (12, 35)
-
-
-def label_12(word):
-    """The 12-class label of a word.
-
-    >>> label_12("yes"), label_12("marvin")
-    ('yes', '_unknown_')
-    """
-    return word if word in COMMANDS else UNKNOWN
 
 
 def silence_crops(noise_frames, count, region, crop):
@@ -212,7 +205,7 @@ def prepare_speech_commands(data_folder, save_folder, num_classes=TASKS, skip_pr
 
     Returns
     -------
-    data_prep.common.PrepResult or None (with ``skip_prep``); its
+    data_prep.runner.PrepResult or None (with ``skip_prep``); its
     ``csv_files`` keys are ``kws12_train`` ... ``kws35_test``.
 
     Example

@@ -49,7 +49,7 @@ that cannot be found in the transcript, is a bad input: listed with its
 audio file (nothing written), or the utterance is left out with
 ``skip_bad_files=True``.
 
-Bad inputs follow ``data_prep.common``: a missing data folder or split CSV is
+Bad inputs follow ``data_prep.problems``: a missing data folder or split CSV is
 fatal; a CSV line whose audio is missing, an unreadable/empty file or one at
 another sample rate is listed, or left out with ``skip_bad_files=True``.
 
@@ -66,8 +66,10 @@ import sys
 
 from speechbrain_ext.io.data import SAMPLE_RATE, DataPreparationError
 
-from .common import (check_data_folder, cli_parser, collected_entries, read_table, relative_to_root,
-                     run_cli, run_preparation)
+from .cli import cli_parser, run_cli
+from .manifests import read_table, relative_to_root
+from .problems import check_data_folder
+from .runner import collected_entries, run_preparation
 
 logger = logging.getLogger(__name__)
 
@@ -368,7 +370,7 @@ def prepare_timers_and_such(data_folder, save_folder, train_splits=DEFAULT_TRAIN
 
     Returns
     -------
-    data_prep.common.PrepResult or None (with ``skip_prep``)
+    data_prep.runner.PrepResult or None (with ``skip_prep``)
 
     Example
     -------

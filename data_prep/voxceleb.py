@@ -28,7 +28,7 @@ Verification (``"verification"``), on the trial list ``trials_file``
 ``ID`` is the file's path below ``wav/`` without ``.wav``, with ``--`` for
 ``/`` (``id10001--1zcIwhmdeo4--00001``); ``spk_id`` its speaker folder.
 
-Bad inputs follow ``data_prep.common``: a missing data folder, ``wav/``
+Bad inputs follow ``data_prep.problems``: a missing data folder, ``wav/``
 folder or split/trial file is fatal; a split or trial line whose audio is
 missing, an unreadable/empty file or one at another sample rate, a
 malformed line or a trial whose label disagrees with its speakers is listed
@@ -46,8 +46,10 @@ import sys
 
 from speechbrain_ext.io.data import SAMPLE_RATE, DataPreparationError
 
-from .common import (check_data_folder, cli_parser, format_seconds, relative_to_root, run_cli,
-                     run_preparation)
+from .cli import cli_parser, run_cli
+from .manifests import format_seconds, relative_to_root
+from .problems import check_data_folder
+from .runner import run_preparation
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +187,7 @@ def prepare_voxceleb(data_folder, save_folder, tasks=TASKS, trials_file=DEFAULT_
 
     Returns
     -------
-    data_prep.common.PrepResult or None (with ``skip_prep``); its
+    data_prep.runner.PrepResult or None (with ``skip_prep``); its
     ``csv_files`` keys are ``iden_train``, ``iden_dev``, ``iden_test``,
     ``veri_train``, ``veri_test`` and ``veri_trials``.
 

@@ -1,8 +1,9 @@
 """Units of the sequence (CTC) downstream tasks: error rates (WER / CER /
 PER) against an independent edit distance, the slot-filling scores against
-their definition, greedy decoding against SpeechBrain's, the CTC loss against
-a brute-force sum over alignments, the head's padding invariance and the
-vocabularies' clear errors."""
+their definition, greedy decoding against SpeechBrain's and against itself
+on single utterances, the CTC loss against a brute-force sum over
+alignments, the head's padding invariance and the vocabularies' clear
+errors."""
 import itertools
 import math
 import random
@@ -10,12 +11,15 @@ import random
 import pytest
 import torch
 
+from speechbrain.utils.metric_stats import ErrorRateStats
+
 from data_prep.timers_and_such import parse_slot_transcript
-from speechbrain_ext.downstream.ctc import (CTCHead, CTCVocabulary, VocabularyError, ctc_loss,
-                                            error_rate_stats, greedy_ctc_decode, scoring_units,
-                                            text_to_units, units_to_text)
+from speechbrain_ext.downstream.ctc_head import CTCHead, ctc_loss
+from speechbrain_ext.downstream.decoding.greedy import greedy_ctc_decode, greedy_ctc_texts
+from speechbrain_ext.downstream.metrics import error_rates, scoring_units
 from speechbrain_ext.downstream.slots import SlotStats, extract_slots, slot_type_f1
-from speechbrain_ext.downstream.vocabulary import LetterVocabulary
+from speechbrain_ext.downstream.vocabulary import (CTCVocabulary, LetterVocabulary, VocabularyError,
+                                                   text_to_units, units_to_text)
 
 
 def levenshtein(a, b):
@@ -33,7 +37,7 @@ def expected_rate(hyps, refs):
 
 
 def speechbrain_rate(hyps, refs):
-    stats = error_rate_stats()
+    stats = ErrorRateStats()
     stats.append([f"u{i}" for i in range(len(refs))], hyps, refs)
     return stats.summarize("error_rate")
 
@@ -129,6 +133,51 @@ def test_greedy_decoding_matches_speechbrain():
         [0, 8, 8, 0, 9, 27, 27, 0, 27]) == "HI  "
 
 
+def padded(utterances, generator):
+    """``[batch, frames, tokens]`` of ``[frames_b, tokens]`` utterances, the
+    padding filled with scores that would win every argmax."""
+    frames = max(u.shape[0] for u in utterances)
+    batch = 10 + torch.rand(len(utterances), frames, utterances[0].shape[1], generator=generator)
+    for b, u in enumerate(utterances):
+        batch[b, :u.shape[0]] = u
+    return batch, torch.tensor([u.shape[0] for u in utterances])
+
+
+@pytest.mark.parametrize("kind", ["letters", "phonemes", "characters", "slot_characters"])
+def test_greedy_decoding_of_a_padded_batch_is_per_utterance_decoding(kind):
+    generator = torch.Generator().manual_seed(3)
+    texts = ["SET <minutes> TEN </minutes>", "老张想去北京", "HH AH L OW"]
+    vocab = CTCVocabulary.build(kind, texts)
+    utterances = [(torch.randn(n, len(vocab), generator=generator) * 3).log_softmax(-1)
+                  for n in (23, 1, 40, 7)]
+    log_probs, lengths = padded(utterances, generator)
+    alone = [greedy_ctc_decode(u[None], [u.shape[0]], vocab.blank_index)[0] for u in utterances]
+    assert greedy_ctc_decode(log_probs, lengths, vocab.blank_index) == alone
+    assert greedy_ctc_decode(log_probs, lengths.tolist(), vocab.blank_index) == alone
+    # the texts are the vocabulary's reading of each frame path
+    assert greedy_ctc_texts(log_probs, lengths, vocab) == [
+        vocab.decode_ctc(u.argmax(-1)) for u in utterances]
+
+
+def test_error_rates_match_speechbrain_accumulated_counts():
+    """``metrics.error_rates`` (on ``ErrorRateStats``) gives the numbers of
+    SpeechBrain's ``accumulatable_wer_stats``, which it replaces."""
+    from speechbrain.utils.edit_distance import accumulatable_wer_stats
+
+    rng = random.Random(4)
+    refs = random_sentences(rng, 25, alphabet="AB' ")
+    hyps = random_sentences(rng, 25, alphabet="AB' ")
+    hyps[0], refs[1] = "", "   "  # an empty hypothesis, a reference with no word
+    rates = error_rates(refs, hyps)
+    words = accumulatable_wer_stats([r.split() for r in refs], [h.split() for h in hyps])
+    chars = accumulatable_wer_stats([list(r) for r in refs], [list(h) for h in hyps])
+    assert rates == {"WER": float(words["WER"]), "CER": float(chars["WER"])}
+    nothing = error_rates([" "], ["A"])
+    assert math.isnan(nothing["WER"]) and nothing["CER"] == 100.0
+    with pytest.raises(ValueError, match="2 references but 1 hypotheses"):
+        error_rates(["A", "B"], ["A"])
+
+
 def test_ctc_loss_matches_brute_force_sum_over_alignments():
     torch.manual_seed(1)
     frames, tokens = 5, 3
@@ -169,7 +218,7 @@ def test_vocabularies():
     letters = CTCVocabulary.letters()
     assert letters.labels == list(LetterVocabulary().symbols)
     assert letters.encode("it's") == LetterVocabulary().encode("it's")
-    with pytest.raises(VocabularyError, match=r"utterance 19-0: \['1'\] not in the 29-token letters"):
+    with pytest.raises(VocabularyError, match=r"utterance 19-0: character '1' .* 29-symbol letter"):
         letters.encode("ROOM 1", utterance_id="19-0")
     with pytest.raises(VocabularyError, match="empty transcript"):
         CTCVocabulary.phonemes().encode("  ", utterance_id="u")
@@ -184,6 +233,24 @@ def test_vocabularies():
     for text, kind in (("SET <minutes> TEN </minutes> MINUTES", "slot_characters"),
                        ("HH AH L OW", "phonemes"), ("IT'S OK", "letters")):
         assert units_to_text(text_to_units(text, kind), kind) == text
+
+
+def test_letter_vocabulary_is_the_letters_kind(tmp_path):
+    """One letter vocabulary: the ASR task's is the fine-tuning recipe's,
+    saved like every other kind (same ``label_encoder.txt``)."""
+    letters = CTCVocabulary.build("letters")
+    assert isinstance(letters, LetterVocabulary) and letters == LetterVocabulary()
+    assert letters != CTCVocabulary(LetterVocabulary().symbols[1:], "characters")
+    plain = CTCVocabulary(LetterVocabulary().symbols[1:], "letters")
+    letters.save(tmp_path / "letters.txt")
+    plain.save(tmp_path / "plain.txt")
+    assert (tmp_path / "letters.txt").read_text() == (tmp_path / "plain.txt").read_text()
+    LetterVocabulary().check_saved(tmp_path / "plain.txt")
+    for text in ("it's  ok", "HELLO WORLD"):
+        assert letters.encode(text) == plain.encode(text)
+        assert letters.units(text) == list(LetterVocabulary.normalize(text))
+    with pytest.raises(VocabularyError, match="outside the 40-token"):
+        CTCVocabulary.phonemes().decode([40])
 
 
 def test_saved_vocabulary_mismatch_is_an_error(tmp_path):
@@ -228,7 +295,7 @@ def test_audio_at_another_rate_is_resampled_to_16k():
     """Common Voice's 48 kHz clips reach the upstream at 16 kHz."""
     from types import SimpleNamespace
 
-    from speechbrain_ext.downstream.ctc import CTCDownstreamBrain
+    from speechbrain_ext.downstream.ctc_brain import CTCDownstreamBrain
 
     class Recorder(torch.nn.Module):
         def forward(self, wav, wav_lens, ids=None):
@@ -252,7 +319,7 @@ def test_feature_augmentation_only_while_training():
 
     import speechbrain as sb
 
-    from speechbrain_ext.downstream.ctc import CTCDownstreamBrain
+    from speechbrain_ext.downstream.ctc_brain import CTCDownstreamBrain
 
     class Features(torch.nn.Module):
         def forward(self, wav, wav_lens, ids=None):

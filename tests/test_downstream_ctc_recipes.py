@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from speechbrain_ext import load_backbone
-from speechbrain_ext.downstream.ctc import VocabularyError
+from speechbrain_ext.downstream.vocabulary import VocabularyError
 from speechbrain_ext.io.checkpoints import CheckpointError
 from speechbrain_ext.io.data import DataPreparationError
 from speechbrain_ext.models.registry import save_backbone

@@ -10,8 +10,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from data_prep.length_splits import (csv_name, cut_chapter, main, make_pieces, piece_dataset,
-                                     prepare_length_splits)
+from data_prep.length_splits import csv_name, main, prepare_length_splits
+from data_prep.length_splits.cutting import cut_chapter, make_pieces
+from data_prep.length_splits.reading import piece_dataset
 from speechbrain_ext.io.data import parse_segments, read_csv, read_piece
 
 SR = 16000

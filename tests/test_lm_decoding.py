@@ -6,9 +6,10 @@ import torch
 pytest.importorskip("flashlight.lib.text.decoder")
 
 from speechbrain_ext.downstream.decoding.lm_decoding import (LexiconBeamSearch, LMDecodingError,
-                                                             decode_splits, error_rates, grid_search,
+                                                             decode_splits, greedy_decode, grid_search,
                                                              paper_grid)
 from speechbrain_ext.downstream.decoding.ngram import build_kneser_ney, write_arpa
+from speechbrain_ext.downstream.metrics import error_rates
 from speechbrain_ext.downstream.vocabulary import LetterVocabulary
 
 VOCAB = LetterVocabulary()
@@ -34,6 +35,18 @@ def _emissions(text, generator, noise=2.5, repeat=2):
     logits = torch.randn(len(path), len(VOCAB), generator=generator) * noise
     logits[torch.arange(len(path)), torch.tensor(path)] += 4.0
     return logits.log_softmax(-1)
+
+
+def test_greedy_decode_reads_each_utterance_alone_words_single_spaced():
+    generator = torch.Generator().manual_seed(2)
+    log_probs = [_emissions(" " + t + "  ", generator, noise=1.0) for t in TRAIN]
+    lengths = torch.tensor([lp.shape[0] for lp in log_probs])
+    padded = torch.nn.utils.rnn.pad_sequence(log_probs, batch_first=True, padding_value=5.0)
+    alone = [" ".join(VOCAB.to_words(VOCAB.decode_ctc(lp.argmax(-1)))) for lp in log_probs]
+    assert greedy_decode(padded, lengths, VOCAB) == greedy_decode(padded, lengths.tolist(), VOCAB) == alone
+    assert all(h == h.strip() and "  " not in h for h in alone)
+    results = decode_splits(VOCAB, {"dev": (padded, lengths, TRAIN)})
+    assert results["dev"]["greedy"] == error_rates(TRAIN, alone) and results["tuned"] is None
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_prep.common import DoneRecord, ProblemList, scan_audio
+from data_prep.audio_scan import scan_audio
+from data_prep.done_record import DoneRecord
 from data_prep.librilight import main as librilight_main, prepare_librilight
 from data_prep.librispeech import (CSV_COLUMNS, expand_splits, main as librispeech_main,
                                    prepare_librispeech)
+from data_prep.problems import ProblemList
 from speechbrain_ext.io.data import DataPreparationError, read_csv
 
 SPLITS = ("train-clean-100", "dev-clean", "test-clean")
@@ -261,7 +263,7 @@ def test_missing_split_is_fatal_even_when_skipping(broken, tmp_path):
 
 def test_skip_bad_files_writes_the_rest(broken, tmp_path, caplog):
     root, bad = broken
-    with caplog.at_level(logging.WARNING, logger="data_prep.common"):
+    with caplog.at_level(logging.WARNING, logger="data_prep.problems"):
         result = prepare_librispeech(root, tmp_path, ["train-clean-100"],
                                      skip_bad_files=True, num_workers=2, progress=False)
     assert result.skipped_count == len(bad)

@@ -10,10 +10,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from data_prep.common import DoneRecord, atomic_write_text, scan_audio, verify_audio_files, write_csv
-from data_prep.length_splits import (csv_name, main as length_splits_main, manifest_frames,
-                                     prepare_length_splits, verify_manifest)
+from data_prep.audio_scan import scan_audio, verify_audio_files
+from data_prep.done_record import DoneRecord
+from data_prep.length_splits import (csv_name, main as length_splits_main, prepare_length_splits,
+                                     verify_manifest)
+from data_prep.length_splits.reading import manifest_frames
 from data_prep.librispeech import main as librispeech_main, prepare_librispeech
+from data_prep.manifests import atomic_write_text, write_csv
 from speechbrain_ext.io.data import (AudioFileError, DataPreparationError, parse_segments, read_csv,
                                      read_piece)
 

@@ -3,10 +3,8 @@ checkpoints load as backbones, 2-process torchrun, kill-and-resume, and the
 clear errors for bad configurations."""
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -62,18 +60,33 @@ def w2v2_run(tmp_path_factory):
     return out, text
 
 
-def test_yaml_variants_differ_only_in_length():
-    """The per-length YAMLs of one objective are the same file but for the length."""
-    def body(path):
-        lines = [l for l in path.read_text().splitlines() if not l.startswith("#")]
-        return [re.sub(r"#.*", "", l).rstrip() for l in lines if not l.startswith("split_length:")]
+def test_length_variants_are_not_copies():
+    """The per-length YAMLs of one method name the 5 s one and change only
+    the split length; loaded, they equal it but for that key (and the paths
+    built from it)."""
+    import yaml
+    from hyperpyyaml import load_hyperpyyaml
+
+    from speechbrain_ext.training.recipe_cli import parse_arguments
 
     for objective in ("w2v2", "nc"):
-        reference = body(HPARAMS / f"{objective}_5s.yaml")
         for length in (1, 10, 15):
             path = HPARAMS / f"{objective}_{length}s.yaml"
-            assert body(path) == reference, path
-            assert f"split_length: {length}" in path.read_text()
+            assert yaml.safe_load(path.read_text()) == {"variant_of": f"{objective}_5s.yaml",
+                                                        "split_length": length}, path
+            loaded = {}
+            for name in (f"{objective}_5s.yaml", path.name):
+                hparams_file, _, overrides = parse_arguments(
+                    [f"hparams/{name}", "--data_folder=/x", "--output_folder=/o"], RECIPE)
+                assert Path(hparams_file).name == f"{objective}_5s.yaml"
+                with open(hparams_file) as f:
+                    loaded[name] = load_hyperpyyaml(f, overrides)
+            base, variant = loaded[f"{objective}_5s.yaml"], loaded[path.name]
+            assert variant["split_length"] == length and base["split_length"] == 5
+            plain = (int, float, str, bool, list, dict, type(None))
+            differ = sorted(k for k, v in base.items()
+                            if isinstance(v, plain) and v != variant[k] and k != "split_length")
+            assert differ == [], differ  # the output folder was overridden for both
 
 
 def test_contrastive_micro_run(w2v2_run):
@@ -85,6 +98,7 @@ def test_contrastive_micro_run(w2v2_run):
     assert log_updates(out / "train_log.txt")[-1] == 4
     assert "valid accuracy:" in log and "valid prob_perplexity:" in log  # valid terms, not only the loss
     assert "min of audio per update" in text  # the effective batch is stated
+    assert "starting from a random initialisation (seed 1986)" in text
     # the measured seconds per update hold the requested 40 s within one 1 s piece
     measured = [float(x) for x in re.findall(r"train seconds_per_update: ([0-9.]+)", log)]
     requested = [float(x) for x in re.findall(r"train requested_seconds_per_update: ([0-9.]+)", log)]
@@ -117,7 +131,8 @@ def test_recipe_runs_from_its_own_folder(tmp_path):
 def test_sequentially_combined_starts_from_the_w2v2_checkpoint(w2v2_run, tmp_path):
     out, _ = w2v2_run
     start = load_backbone(out / "save")
-    run_recipe(recipe_args("seq_5s.yaml", tmp_path / "seq", f"--init_from={out / 'save'}", updates=2))
+    text = run_recipe(recipe_args("seq_5s.yaml", tmp_path / "seq", f"--init_from={out / 'save'}", updates=2))
+    assert f"starting from the weights of {out / 'save'} (init_from)" in text
     # both networks started from the checkpoint; the kept (target) one moved only by EMA
     final = load_backbone(tmp_path / "seq" / "save")
     same_shape = all(a.shape == b.shape for a, b in zip(start.state_dict().values(),
@@ -152,6 +167,11 @@ def test_bad_configurations_fail_before_training(tmp_path):
         train.main(recipe_args("nc_5s.yaml", tmp_path / "nf", "--data_folder=/no/such/LibriSpeech"))
     with pytest.raises(ValueError, match="malformed"):
         train.main(recipe_args("nc_5s.yaml", tmp_path / "mf", "--lr=[0.1,"))
+    with pytest.raises(ValueError, match="pretrain_on must be 'pieces'"):
+        train.main(recipe_args("nc_5s.yaml", tmp_path / "po", "--pretrain_on=frames"))
+    with pytest.raises(ValueError, match=r"keep_checkpoints_at must be strictly increasing.*\[5, 3\]"):
+        train.main(recipe_args("nc_5s.yaml", tmp_path / "keep", "--keep_checkpoints_at=[5, 3]"))
+    assert not (tmp_path / "keep" / "prep_train").exists()  # refused before any preparation
 
 
 def test_audio_damaged_after_preparation_is_named_before_training(tmp_path):
@@ -172,6 +192,46 @@ def test_audio_damaged_after_preparation_is_named_before_training(tmp_path):
     with pytest.raises(DataPreparationError, match=victim.name):
         train.main([a for a in args if not a.startswith("--max_updates")] + ["--max_updates=2"])
     assert log_updates(tmp_path / "run" / "train_log.txt") == [1]  # no update after the damage
+
+
+def test_validation_between_epochs_keeps_the_checkpoints_asked_for(tmp_path):
+    """Paper 001's "validate every 5k updates, keep every checkpoint": here
+    every 2 updates, keeping those of updates 3 and 5 besides the best one;
+    each records the hours of audio seen and the CPU hours."""
+    import yaml
+
+    out = tmp_path / "every"
+    run_recipe(recipe_args("nc_5s.yaml", out, "--valid_interval_updates=2", "--keep_checkpoints_at=[3, 5]",
+                           "--checkpoints_to_keep=1", updates=7))
+    log = (out / "train_log.txt").read_text()
+    validated = [int(u) for u in re.findall(r"^epoch: \d+, update: (\d+)", log, re.M)]
+    assert validated == [2, 3, 4, 5, 6, 7], validated
+    metas = {m["update"]: m for m in (yaml.safe_load((c / "CKPT.yaml").read_text())
+                                      for c in (out / "save").glob("CKPT+*"))}
+    assert {3, 5} <= set(metas) and 7 in metas and len(metas) <= 4, sorted(metas)
+    assert metas[3]["keep"] and metas[5]["keep"] and not metas[3]["end-of-epoch"]
+    assert 0 < metas[3]["hours_seen"] < metas[5]["hours_seen"] < metas[7]["hours_seen"]
+    assert 0 < metas[3]["cpu_hours"] < metas[7]["cpu_hours"]
+    assert "cpu_hours_per_1k_updates" in metas[7]
+    # a kept checkpoint loads as a backbone
+    kept = next(c for c in (out / "save").glob("CKPT+*") if "update: 3" in (c / "CKPT.yaml").read_text())
+    assert load_backbone(kept).config.dim == 32
+
+
+def test_whole_utterance_pretraining(tmp_path):
+    """Papers 001 / 002: whole utterances, each cropped to max_sample_size and
+    every batch to its shortest clip; the budget counts the cropped seconds."""
+    out = tmp_path / "utt"
+    text = run_recipe(recipe_args("w2v2_5s.yaml", out, "--pretrain_on=utterances",
+                                  "--max_sample_size=48000", "--min_sample_size=32000", updates=3))
+    assert "pre-training done: 3 updates" in text
+    assert (out / "prep_train" / "utterances.csv").is_file()
+    log = (out / "train_log.txt").read_text()
+    batched = [float(x) for x in re.findall(r"train seconds_per_update: ([0-9.]+)", log)]
+    trained = [float(x) for x in re.findall(r"train trained_seconds_per_update: ([0-9.]+)", log)]
+    # 40 s of utterances cropped to <= 3 s: within one 3 s crop of the budget
+    assert all(37.0 < b <= 40.0 for b in batched), batched
+    assert all(t <= b + 1e-6 for t, b in zip(trained, batched)), (trained, batched)
 
 
 def test_two_process_torchrun(tmp_path):
@@ -250,7 +310,6 @@ def test_nonfinite_batches_are_skipped_and_named(tmp_path, monkeypatch):
     monkeypatch.setattr(NonContrastiveModel, "forward", poisoned)
     poison = {2}
     brain = train.main(recipe_args("nc_5s.yaml", tmp_path / "skip", updates=4))
-    log = (tmp_path / "skip" / "train_log.txt").read_text()
     assert log_updates(tmp_path / "skip" / "train_log.txt") == [1, 2, 3, 4]
     assert brain.optimizer_step == 4 and calls["n"] == 5  # 5 batches drawn, 4 updates
     # the skipped batch's utterances are named (length-split piece ids of the corpus)

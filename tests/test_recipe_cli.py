@@ -226,3 +226,22 @@ def test_recipe_fails_before_preparing_anything(tmp_path):
         train.main(["hparams/nc_5s.yaml", "--overrides_file", "overrides/micro.yaml",
                     f"--output_folder={out}", f"--data_folder={data}", "--device=cpu", "--lr=abc"])
     assert not out.exists() and not any(data.iterdir())
+
+
+def test_variant_files_load_their_base_with_their_keys(tmp_path):
+    """hparams/nc_1s.yaml-style variants: the base YAML with the variant's
+    keys as the first overrides (files and the command line win), checked
+    like any override; a missing base is named."""
+    (tmp_path / "base.yaml").write_text("split_length: 5\nlr: 0.1\nname: !ref run_<split_length>\n")
+    (tmp_path / "v1.yaml").write_text("variant_of: base.yaml\nsplit_length: 1\n")
+    (tmp_path / "o.yaml").write_text("split_length: 3\n")
+    hparams_file, _, overrides = parse_arguments(["v1.yaml"], tmp_path)
+    assert Path(hparams_file).name == "base.yaml" and overrides == {"split_length": 1}
+    _, _, overrides = parse_arguments(["v1.yaml", "--overrides_file", "o.yaml", "--lr=0.5"], tmp_path)
+    assert overrides == {"split_length": 3, "lr": 0.5}
+    (tmp_path / "bad.yaml").write_text("variant_of: base.yaml\nsplit_length: one\n")
+    with pytest.raises(ValueError, match=r"split_length='one'.*bad\.yaml"):
+        parse_arguments(["bad.yaml"], tmp_path)
+    (tmp_path / "orphan.yaml").write_text("variant_of: nowhere.yaml\nsplit_length: 1\n")
+    with pytest.raises(FileNotFoundError, match="nowhere.yaml"):
+        parse_arguments(["orphan.yaml"], tmp_path)

@@ -164,7 +164,7 @@ def test_backbone_files_configs_and_architecture_checks(tmp_path):
     assert init_backbone(yaml_config, path).config.dropout == 0.3
     # ... another architecture or size is refused, naming what differs
     with pytest.raises(CheckpointError, match="'sewd' backbone, but .* 'wav2vec2'"):
-        init_backbone({"dim": 64}, path)
+        init_backbone({"architecture": "wav2vec2", "dim": 64}, path)
     with pytest.raises(CheckpointError, match="num_layers"):
         init_backbone({**yaml_config, "num_layers": 3}, path)
     with pytest.raises(ValueError, match="unknown architecture 'sewdd'"):

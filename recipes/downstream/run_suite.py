@@ -53,8 +53,9 @@ def parse(argv):
     argv, passthrough = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) \
         if "--" in argv else (argv, [])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("backbone", help="checkpoint: pre-training save/CKPT folder, "
-                                         "backbone.ckpt or HF folder")
+    parser.add_argument("backbone", help="checkpoint: pre-training save/CKPT folder, backbone.ckpt, "
+                                         "HF folder or fairseq .pt, of any architecture (its own "
+                                         "is used)")
     parser.add_argument("--frozen", action="store_true", help="run frozen (weighted sum)")
     parser.add_argument("--unfrozen", action="store_true", help="run fine-tuned (CNN frozen)")
     parser.add_argument("--tasks", nargs="+", default=list(TABLE1_TASKS),

@@ -32,9 +32,10 @@ from speechbrain.utils.distributed import if_main_process, run_on_main
 from data_prep.librilight import prepare_librilight
 from data_prep.librispeech import expand_splits, prepare_librispeech
 from speechbrain_ext.downstream.decoding.lm_decoding import (LexiconBeamSearch, decode_splits,
-                                                             error_rates, greedy_decode)
+                                                             greedy_decode)
 from speechbrain_ext.downstream.decoding.ngram import build_kneser_ney, write_arpa
 from speechbrain_ext.downstream.finetune import check_vocabulary
+from speechbrain_ext.downstream.metrics import error_rates
 from speechbrain_ext.io.data import DATA_ROOT_KEY, DataPreparationError
 from speechbrain_ext.training.batching import DurationBatchSampler
 from speechbrain_ext.training.distributed import unwrap

@@ -26,8 +26,8 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
-from data_prep.common import ProblemList  # noqa: E402
 from data_prep.librispeech import collect_tree  # noqa: E402
+from data_prep.problems import ProblemList  # noqa: E402
 from speechbrain_ext import load_backbone  # noqa: E402
 from speechbrain_ext.analysis.probe import compare_ctc_with_random, compare_with_random  # noqa: E402
 from speechbrain_ext.downstream.vocabulary import LetterVocabulary  # noqa: E402

@@ -35,6 +35,7 @@ from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from data_prep.length_splits import csv_name, prepare_length_splits, verify_manifest
+from data_prep.librispeech import prepare_librispeech
 from speechbrain_ext.io.data import DATA_ROOT_KEY, DataPreparationError, read_piece
 from speechbrain_ext.pretraining.objective import PretrainingObjective
 from speechbrain_ext.training.batching import DurationBatchSampler, crop_to_shortest
@@ -67,14 +68,62 @@ class PretrainBrain(sb.core.Brain):
         model.set_num_updates(self.optimizer_step)
         self.monitor_key = model.monitor_key
         set_learning_rate(self.optimizer, self.hparams.lr_schedule(self.optimizer_step))
+        self.hparams.device_clock.start()
+        if self.optimizer_step == 0:  # where this run starts, stated once
+            start = getattr(self.hparams, "init_from", None)
+            logger.info(f"starting from the weights of {start} (init_from)" if start else
+                        "starting from a random initialisation (seed "
+                        f"{self.hparams.seed})")
         if self.optimizer_step > 0:
             logger.info(f"resumed from checkpoint at update {self.optimizer_step}, "
-                        f"{self.hparams.audio_counter.hours:.3f} h of audio seen")
+                        f"{self.hparams.audio_counter.hours:.3f} h of audio seen, "
+                        f"{self.hparams.device_clock.hours:.3f} {self.device_kind} hours")
         logger.info(
             f"effective batch: {self.hparams.batch_seconds} s per process x "
             f"{self.grad_accumulation_factor} accumulation x {world_size()} processes = "
             f"{self.requested_seconds_per_update / 60:.2f} "
             f"min of audio per update (before cropping to the shortest clip)")
+
+    @property
+    def max_samples(self):
+        """Crop limit of whole utterances (fairseq's max_sample_size); pieces: none."""
+        return self.hparams.max_sample_size if self.hparams.pretrain_on == "utterances" else None
+
+    @property
+    def device_kind(self):
+        return "GPU" if str(self.device).startswith("cuda") else "CPU"
+
+    def device_hours(self):
+        """``{gpu_hours, gpu_hours_per_1k_updates}`` (or ``cpu_...``) so far."""
+        hours = self.hparams.device_clock.tick() / 3600
+        kind = self.device_kind.lower()
+        return {f"{kind}_hours": hours,
+                f"{kind}_hours_per_1k_updates": 1000 * hours / max(self.optimizer_step, 1)}
+
+    def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs):
+        loader = super().make_dataloader(dataset, stage, ckpt_prefix, **loader_kwargs)
+        if stage == sb.Stage.VALID:  # for the validations between epoch ends
+            self.valid_loader = loader
+        return loader
+
+    def checkpoint_due(self, update):
+        """Validate and checkpoint after ``update`` (besides epoch ends)?
+        Returns ``(due, keep for good)``."""
+        hp = self.hparams
+        keep = update in hp.keep_checkpoints_at or bool(
+            hp.keep_every_updates and update % hp.keep_every_updates == 0)
+        due = keep or bool(hp.valid_interval_updates and update % hp.valid_interval_updates == 0)
+        return due, keep
+
+    def validate_between_epochs(self, keep):
+        """Validation and a checkpoint now, inside the epoch: the checkpoint
+        is an intra-epoch one (a resume continues this epoch where it was)."""
+        step, self.keep_this_checkpoint, self.end_of_epoch = self.step, keep, False
+        self.train_loss, self.train_seconds = self.avg_train_loss, self.seconds_per_update()
+        self._fit_valid(self.valid_loader, self.hparams.epoch_counter.current,
+                        enable=not self.noprogressbar)
+        self.step, self.end_of_epoch = step, True  # _fit_valid zeroes the epoch's batch count
+        self.modules.train()
 
     @property
     def requested_seconds_per_update(self):
@@ -146,7 +195,7 @@ class PretrainBrain(sb.core.Brain):
         batch = batch.to(self.device)
         wav, wav_lens = batch.sig
         if self.hparams.crop_to_shortest:
-            wav = crop_to_shortest(wav, wav_lens)
+            wav = crop_to_shortest(wav, wav_lens, max_samples=self.max_samples)
             wav_lens = None
         self.batch_audio_seconds = wav.shape[0] * wav.shape[1] / SAMPLE_RATE
         return self.modules.model(wav, wav_lens)
@@ -161,11 +210,16 @@ class PretrainBrain(sb.core.Brain):
 
     def on_stage_start(self, stage, epoch=None):
         self.valid_sums, self.valid_batches, self.valid_index = {}, 0, 0
-        # seconds per update of this epoch: pieces as batched, and after cropping
-        self.epoch_seconds = {"pieces": 0.0, "trained": 0.0, "updates": 0}
+        if stage == sb.Stage.TRAIN:
+            # seconds per update of this epoch: pieces as batched, and after cropping
+            self.epoch_seconds = {"pieces": 0.0, "trained": 0.0, "updates": 0}
+            self.keep_this_checkpoint, self.end_of_epoch = False, True
 
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
-        pieces = float(torch.round(batch.sig[1] * batch.sig[0].shape[1]).sum()) / SAMPLE_RATE
+        samples = torch.round(batch.sig[1] * batch.sig[0].shape[1])  # as the sampler counts them
+        if self.max_samples is not None:
+            samples = samples.clamp(max=self.max_samples)
+        pieces = float(samples.sum()) / SAMPLE_RATE
         pieces, trained = sum_over_processes(pieces, self.batch_audio_seconds)
         self.hparams.audio_counter.add(trained)
         self.epoch_seconds["pieces"] += pieces
@@ -182,12 +236,15 @@ class PretrainBrain(sb.core.Brain):
             stats = scalar_terms(outputs)
             stats.update(update=self.optimizer_step, lr=lr,
                          hours_seen=self.hparams.audio_counter.hours,
-                         **self.seconds_per_update())
+                         **self.seconds_per_update(), **self.device_hours())
             if world_size() > 1 and "time_mask" in outputs:
                 stats["processes_with_equal_masks"] = equal_masks_across_processes(
                     outputs["time_mask"])
             self.hparams.train_logger.log_stats(stats_meta={"step": self.optimizer_step},
                                                 train_stats=stats)
+        due, keep = self.checkpoint_due(self.optimizer_step)
+        if due and not self._optimizer_step_limit_exceeded:  # the last update: the epoch end's
+            self.validate_between_epochs(keep)
 
     def seconds_per_update(self):
         """This epoch's mean seconds of audio per update (all processes), as
@@ -205,16 +262,25 @@ class PretrainBrain(sb.core.Brain):
         stats = {key: total / max(self.valid_batches, 1) for key, total in self.valid_sums.items()}
         stats["loss"] = stage_loss
         if stage == sb.Stage.VALID:
+            device = self.device_hours()
             self.hparams.train_logger.log_stats(
                 stats_meta={"epoch": epoch, "update": self.optimizer_step,
-                            "hours_seen": round(self.hparams.audio_counter.hours, 5)},
+                            "hours_seen": round(self.hparams.audio_counter.hours, 5),
+                            **{k: round(v, 6) for k, v in device.items()}},
                 train_stats={self.monitor_key: self.train_loss, **self.train_seconds},
                 valid_stats=stats)
-            # the term that compares runs (the dynamic Barlow loss is always 2)
+            if self._optimizer_step_limit_exceeded:  # the run's last checkpoint is kept too
+                self.keep_this_checkpoint |= self.checkpoint_due(self.optimizer_step)[1]
+            # the term that compares runs (the dynamic Barlow loss is always 2);
+            # checkpoints marked "keep" are never candidates for deletion
             monitor = self.monitor_key if self.monitor_key in stats else "loss"
             self.checkpointer.save_and_keep_only(
-                meta={**stats, "update": self.optimizer_step},
-                min_keys=[monitor], num_to_keep=self.hparams.checkpoints_to_keep)
+                meta={**stats, "update": self.optimizer_step,
+                      "hours_seen": self.hparams.audio_counter.hours, **device,
+                      "keep": self.keep_this_checkpoint},
+                end_of_epoch=self.end_of_epoch, min_keys=[monitor],
+                num_to_keep=self.hparams.checkpoints_to_keep,
+                ckpt_predicate=lambda c: not c.meta.get("keep", False))
 
 
 def equal_masks_across_processes(mask):
@@ -225,19 +291,48 @@ def equal_masks_across_processes(mask):
     return sum(a == b for i, a in enumerate(fingerprints) for b in fingerprints[i + 1:])
 
 
+def check_data_option(hparams):
+    """Fail before training on a data option that does not exist."""
+    if hparams["pretrain_on"] not in ("pieces", "utterances"):
+        raise ValueError(f"pretrain_on must be 'pieces' (length splits) or 'utterances', "
+                         f"got {hparams['pretrain_on']!r}")
+    if hparams["pretrain_on"] == "utterances" and not hparams["crop_to_shortest"]:
+        raise ValueError("pretrain_on: utterances needs crop_to_shortest: True (fairseq crops every "
+                         "utterance to the batch's shortest and to max_sample_size)")
+
+
+def check_retention(hparams):
+    """Fail before training on a validation / retention setting that cannot work."""
+    for key in ("valid_interval_updates", "keep_every_updates"):
+        value = hparams[key]
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ValueError(f"{key} must be null or a positive number of updates, got {value!r}")
+    keep = hparams["keep_checkpoints_at"]
+    if not isinstance(keep, (list, tuple)) or not all(
+            isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in keep):
+        raise ValueError(f"keep_checkpoints_at must be a list of positive update numbers, got {keep!r}")
+    if any(b <= a for a, b in zip(keep, keep[1:])):
+        raise ValueError(f"keep_checkpoints_at must be strictly increasing, got {list(keep)}")
+
+
 def check_split(csv_path, hparams, model):
     """Fail before training on a split the objective cannot use."""
     if not Path(csv_path).is_file():
-        raise DataPreparationError(
-            f"length split {csv_path} was not prepared; run\n  python -m data_prep.length_splits "
-            f"--data_folder {hparams['data_folder']} --save_folder {Path(csv_path).parent} "
-            f"--lengths {hparams['split_length']}\nor set skip_prep: False")
+        command = (f"python -m data_prep.length_splits --data_folder {hparams['data_folder']} "
+                   f"--save_folder {Path(csv_path).parent} --lengths {hparams['split_length']}"
+                   if hparams["pretrain_on"] == "pieces" else
+                   f"python -m data_prep.librispeech --data_folder {hparams['data_folder']} "
+                   f"--save_folder {Path(csv_path).parent} (merged as {Path(csv_path).name})")
+        raise DataPreparationError(f"{csv_path} was not prepared; run\n  {command}\n"
+                                   "or set skip_prep: False")
     import csv
 
     with open(csv_path) as f:
-        durations = [float(row["duration"]) for row in csv.DictReader(f)]
+        durations = item_seconds(hparams, [float(row["duration"]) for row in csv.DictReader(f)])
     if not durations:
-        raise DataPreparationError(f"{csv_path} holds no pieces")
+        raise DataPreparationError(f"{csv_path} holds no pieces (no utterance of at least "
+                                   "min_sample_size samples)" if hparams["pretrain_on"] != "pieces"
+                                   else f"{csv_path} holds no pieces")
     shortest = torch.tensor([int(min(durations) * SAMPLE_RATE)])
     frames = int(model.backbone.feature_extractor.output_lengths(shortest)[0])
     if frames < model.min_frames():
@@ -250,19 +345,48 @@ def check_split(csv_path, hparams, model):
                          "that the objective needs (the Barlow merging loss needs at least 2)")
 
 
+UTTERANCES_CSV = "utterances"  # prepare_librispeech's merged manifest of the splits
+
+
+def item_seconds(hparams, durations):
+    """The seconds each item is trained on: pieces as they are; utterances
+    at least ``min_sample_size`` long (the others are left out), cropped to
+    ``max_sample_size`` (fairseq's audio_pretraining task)."""
+    if hparams["pretrain_on"] == "pieces":
+        return list(durations)
+    low, high = hparams["min_sample_size"] / SAMPLE_RATE, hparams["max_sample_size"] / SAMPLE_RATE
+    return [min(d, high) for d in durations if d >= low]
+
+
+def manifest_path(hparams, stage):
+    """The CSV a stage reads: the length split's pieces, or the utterances."""
+    name = csv_name(hparams["split_length"]) if hparams["pretrain_on"] == "pieces" else UTTERANCES_CSV + ".csv"
+    return Path(hparams[f"{stage}_prep_folder"]) / name
+
+
+def read_utterance(wav, duration):
+    """A whole utterance, read with the checks of ``read_piece``."""
+    return read_piece(f"{wav}:0:{int(round(float(duration) * SAMPLE_RATE))}")
+
+
 def dataio_prep(hparams):
-    """Train / valid datasets of length-split pieces and the train sampler."""
+    """Train / valid datasets (length-split pieces or whole utterances) and
+    the train sampler (sized by the seconds each item is cropped to)."""
     datasets = {}
     for stage in ("train", "valid"):
-        csv_path = Path(hparams[f"{stage}_prep_folder"]) / csv_name(hparams["split_length"])
         dataset = DynamicItemDataset.from_csv(
-            str(csv_path), replacements={DATA_ROOT_KEY: str(hparams["data_folder"])})
-        dataset.add_dynamic_item(read_piece, takes="segments", provides="sig")
+            str(manifest_path(hparams, stage)), replacements={DATA_ROOT_KEY: str(hparams["data_folder"])})
+        if hparams["pretrain_on"] == "pieces":
+            dataset.add_dynamic_item(read_piece, takes="segments", provides="sig")
+        else:  # fairseq's min_sample_size: shorter utterances are left out
+            dataset = dataset.filtered_sorted(
+                key_min_value={"duration": hparams["min_sample_size"] / SAMPLE_RATE}, sort_key=None)
+            dataset.add_dynamic_item(read_utterance, takes=["wav", "duration"], provides="sig")
         dataset.set_output_keys(["id", "sig"])
         datasets[stage] = dataset
     train = datasets["train"]
     sampler = DurationBatchSampler(
-        [float(train.data[i]["duration"]) for i in train.data_ids],
+        item_seconds(hparams, [float(train.data[i]["duration"]) for i in train.data_ids]),
         max_batch_length=hparams["batch_seconds"], num_buckets=hparams["num_buckets"],
         min_batch_size=hparams["min_batch_size"], seed=hparams["seed"])
     return datasets, sampler
@@ -276,6 +400,8 @@ def main(argv=None):
     sb.utils.distributed.ddp_init_group(run_opts)
     with open(hparams_file) as f:
         hparams = load_hyperpyyaml(f, overrides)
+    check_retention(hparams)
+    check_data_option(hparams)
     hparams["data_folder"] = str(resolve_path(hparams["data_folder"], [RECIPE_DIR]))
     if not Path(hparams["data_folder"]).is_dir():
         raise DataPreparationError(f"data_folder {hparams['data_folder']} does not exist "
@@ -283,26 +409,33 @@ def main(argv=None):
     sb.create_experiment_directory(hparams["output_folder"], hyperparams_to_save=hparams_file,
                                    overrides=overrides)
     for stage in ("train", "valid"):
-        run_on_main(prepare_length_splits, kwargs={
-            "data_folder": hparams["data_folder"], "save_folder": hparams[f"{stage}_prep_folder"],
-            "lengths": [hparams["split_length"]], "splits": hparams[f"{stage}_splits"],
-            "skip_prep": hparams["skip_prep"]})
+        if hparams["pretrain_on"] == "pieces":
+            run_on_main(prepare_length_splits, kwargs={
+                "data_folder": hparams["data_folder"], "save_folder": hparams[f"{stage}_prep_folder"],
+                "lengths": [hparams["split_length"]], "splits": hparams[f"{stage}_splits"],
+                "skip_prep": hparams["skip_prep"]})
+        else:
+            run_on_main(prepare_librispeech, kwargs={
+                "data_folder": hparams["data_folder"], "save_folder": hparams[f"{stage}_prep_folder"],
+                "splits": hparams[f"{stage}_splits"], "merge_name": UTTERANCES_CSV,
+                "skip_prep": hparams["skip_prep"]})
     model = hparams["model"]
     if not isinstance(model, PretrainingObjective):
         raise TypeError(f"model: {type(model).__name__} is not a pre-training objective (it needs "
                         "forward, backbone, monitor_key, min_frames, set_num_updates and "
                         "after_optimizer_step: speechbrain_ext.pretraining.objective)")
-    check_split(Path(hparams["train_prep_folder"]) / csv_name(hparams["split_length"]), hparams, model)
+    check_split(manifest_path(hparams, "train"), hparams, model)
     # files damaged since preparation are named now, not mid-training (headers
     # and the last frames each piece needs: seconds for LS-960)
     for stage in ("train", "valid"):
         run_on_main(verify_manifest, kwargs={
-            "csv_path": Path(hparams[f"{stage}_prep_folder"]) / csv_name(hparams["split_length"]),
+            "csv_path": manifest_path(hparams, stage),
             "data_folder": hparams["data_folder"], "progress": False})
     datasets, sampler = dataio_prep(hparams)
 
     hparams["checkpointer"].add_recoverable(
-        "backbone", BackboneSaver(lambda: unwrap(brain.modules.model).backbone))
+        "backbone", BackboneSaver(lambda: unwrap(brain.modules.model).backbone,
+                                  hparams["audio_counter"], lambda: brain.optimizer_step))
     brain = PretrainBrain(modules={"model": model}, opt_class=hparams["opt_class"],
                           hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])
     start = time.time()
@@ -310,8 +443,10 @@ def main(argv=None):
               train_loader_kwargs={"batch_sampler": sampler, "num_workers": hparams["num_workers"]},
                 valid_loader_kwargs={"batch_size": hparams["valid_batch_size"], "drop_last": True})
     if if_main_process():
+        device = brain.device_hours()
         logger.info(f"pre-training done: {brain.optimizer_step} updates, "
-                    f"{hparams['audio_counter'].hours:.3f} h of audio seen, {time.time() - start:.0f} s")
+                    f"{hparams['audio_counter'].hours:.3f} h of audio seen, {time.time() - start:.0f} s "
+                    f"({', '.join(f'{k} {v:.4f}' for k, v in device.items())})")
     return brain
 
 

@@ -1,5 +1,6 @@
-"""Full CTC fine-tuning model (papers 000 and 001): a wav2vec2 backbone plus a
-randomly initialised linear layer over the 29-symbol letter vocabulary.
+"""Full CTC fine-tuning model (papers 000 and 001): a pre-trained backbone
+(wav2vec2, SEW or SEW-D, of the checkpoint's architecture) plus a randomly
+initialised linear layer over the 29-symbol letter vocabulary.
 
 What fine-tuning changes compared with the plain backbone (fairseq's
 ``Wav2VecEncoder`` semantics):
@@ -29,6 +30,9 @@ Example
 (True, False)
 >>> model.set_num_updates(10); model.encoder_frozen
 False
+>>> scratch = CTCFineTuneModel({"dropout": 0.0}, random_init_architecture={"zoo": "sewd_micro"})
+>>> type(scratch.backbone).__name__, scratch.backbone.config.dropout
+('SEWDBackbone', 0.0)
 """
 from pathlib import Path
 
@@ -36,8 +40,9 @@ import torch
 from torch import nn
 
 from speechbrain_ext.downstream.vocabulary import LetterVocabulary, VocabularyError
-from speechbrain_ext.models.masking import compute_span_mask
-from speechbrain_ext.models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
+from speechbrain_ext.interop.loading import apply_backbone_config, init_backbone
+from speechbrain_ext.models.registry import backbone_config as make_config
+from speechbrain_ext.models.registry import build_backbone
 
 
 class CTCFineTuneModel(nn.Module):
@@ -45,11 +50,17 @@ class CTCFineTuneModel(nn.Module):
 
     Arguments
     ---------
-    backbone_config : Wav2Vec2Config or dict
-        Architecture and training-time dropouts of the backbone.
+    backbone_config : dict or a backbone config, optional
+        The training-time settings of the backbone (dropouts, layerdrop,
+        ``feature_grad_mult``). With ``pretrained`` the architecture is the
+        checkpoint's: an architecture key given here must agree with it
+        (``speechbrain_ext.interop.loading.init_backbone``). Without, it is
+        ``random_init_architecture``'s (same rule), or, when that is None,
+        this config's own (``speechbrain_ext.models.registry.backbone_config``:
+        a config object, a ``zoo`` name, keys; default wav2vec2-base).
     pretrained : str or Path, optional
         A checkpoint for ``speechbrain_ext.interop.loading.init_backbone`` (ours, an
-        HF folder or a fairseq ``.pt``); None keeps the random initialisation.
+        HF folder or a fairseq ``.pt``); None: a random initialisation.
     vocab_size : int
         Output classes (29: blank, A-Z, space, apostrophe).
     final_dropout : float
@@ -61,23 +72,27 @@ class CTCFineTuneModel(nn.Module):
     mask : (float, int, int), optional
         ``(prob, length, min_masks)`` of the fine-tuning time mask; None or a
         zero probability disables it.
+    random_init_architecture : dict, optional
+        Without ``pretrained`` only (ignored otherwise): the architecture to
+        initialise randomly, as a pre-training YAML's ``backbone_config``
+        (``{zoo: w2v2_base}``, a zoo name plus keys, or keys).
     """
 
     def __init__(self, backbone_config=None, pretrained=None, vocab_size=29, final_dropout=0.0,
-                 freeze_feature_extractor=True, freeze_encoder_updates=0, mask=None):
+                 freeze_feature_extractor=True, freeze_encoder_updates=0, mask=None,
+                 random_init_architecture=None):
         super().__init__()
-        if backbone_config is None:
-            backbone_config = Wav2Vec2Config()
-        elif not isinstance(backbone_config, Wav2Vec2Config):
-            backbone_config = Wav2Vec2Config.from_dict(dict(backbone_config))
         if pretrained is not None:
-            from speechbrain_ext.interop.loading import init_backbone
-
             self.backbone = init_backbone(backbone_config, Path(pretrained))
+        elif random_init_architecture is not None:
+            self.backbone = build_backbone(apply_backbone_config(
+                make_config(dict(random_init_architecture)), backbone_config,
+                source="random_init_architecture", label="random_init_architecture"))
         else:
-            self.backbone = Wav2Vec2Backbone(backbone_config)
+            self.backbone = build_backbone(make_config(
+                {} if backbone_config is None else backbone_config))
         self.dropout = nn.Dropout(final_dropout)
-        self.lm_head = nn.Linear(backbone_config.dim, int(vocab_size))
+        self.lm_head = nn.Linear(self.backbone.config.dim, int(vocab_size))
         self.freeze_feature_extractor = bool(freeze_feature_extractor)
         self.freeze_encoder_updates = int(freeze_encoder_updates)
         self.mask = tuple(mask) if mask is not None and float(mask[0]) > 0 else None
@@ -104,17 +119,14 @@ class CTCFineTuneModel(nn.Module):
         """``wav`` ``[batch, samples]``, ``wav_lens`` ``[batch]`` relative.
         Returns (log-probabilities ``[batch, frames, tokens]``, valid frames
         ``[batch]``)."""
-        backbone = self.backbone
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_feature_extractor):
-            features, frame_mask, _ = backbone.extract_features(wav, wav_lens)
-        frames = frame_mask.sum(dim=1)
-        time_mask = None
-        if self.training and self.mask is not None:
-            time_mask = compute_span_mask(frames, features.shape[1], *self.mask)
+        # the backbone's own forward (any architecture): the span mask is
+        # drawn on each utterance's valid CNN frames; a frozen CNN
+        # (requires_grad off) records no graph, a frozen encoder none at all
+        span_mask = self.mask if self.training else None
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
-            states = backbone.encode(backbone.project(features), frame_mask, time_mask)
-        logits = self.lm_head(self.dropout(states[-1]))
-        return logits.float().log_softmax(dim=-1), frames
+            out = self.backbone(wav, wav_lens, span_mask=span_mask)
+        logits = self.lm_head(self.dropout(out.hidden_states[-1]))
+        return logits.float().log_softmax(dim=-1), out.frame_mask.sum(dim=1)
 
     def load_state_dict(self, state_dict, strict=True, assign=False):
         """As ``nn.Module``'s, with a clear error for an output layer of

@@ -1,9 +1,12 @@
-"""Downstream metrics shared by the tasks: equal error rate over
-verification trials (SpeechBrain's ``EER``), cosine scoring of embeddings,
-and the averaging of per-fold results (IEMOCAP's 5 folds).
+"""Downstream metrics shared by the tasks: error rates of text outputs
+(WER / CER / PER, on SpeechBrain's ``ErrorRateStats``), equal error rate
+over verification trials (SpeechBrain's ``EER``), cosine scoring of
+embeddings, and the averaging of per-fold results (IEMOCAP's 5 folds).
 
 Example
 -------
+>>> error_rates(["THE CAT SAT DOWN"], ["THE CAT SET DOWN"])   # 1 of 4 words, 1 of 16 characters
+{'WER': 25.0, 'CER': 6.25}
 >>> eer = equal_error_rate(torch.tensor([0.9, 0.8, 0.3]), torch.tensor([1, 1, 0]))
 >>> eer
 0.0
@@ -13,7 +16,44 @@ Example
 import math
 
 import torch
-from speechbrain.utils.metric_stats import EER
+from speechbrain.utils.metric_stats import EER, ErrorRateStats
+
+from speechbrain_ext.downstream.vocabulary import SLOT_TAG_SPLIT
+
+
+def scoring_units(text, vocab, unit):
+    """What an error rate counts: ``"word"`` (blank-separated words, WER;
+    a slot tag is a word of its own) or ``"token"`` (the units of ``vocab``,
+    a ``CTCVocabulary``: characters for CER, phonemes for PER; for SF every
+    slot tag counts as one character).
+
+    >>> from speechbrain_ext.downstream.vocabulary import LetterVocabulary
+    >>> scoring_units("A BC", LetterVocabulary(), "word")
+    ['A', 'BC']
+    >>> scoring_units("A BC", LetterVocabulary(), "token")
+    ['A', ' ', 'B', 'C']
+    """
+    if unit == "word":
+        return SLOT_TAG_SPLIT.sub(r" \1 ", text).split()
+    if unit == "token":
+        return vocab.units(text)
+    raise ValueError(f"error-rate unit must be 'word' or 'token', got {unit!r}")
+
+
+def error_rates(references, hypotheses):
+    """``{"WER", "CER"}`` in percent of texts: edits over reference words /
+    characters (spaces included in CER, as in fairseq's letter error rate);
+    NaN where the references hold no word / character."""
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
+    rates = {}
+    for name, units in (("WER", str.split), ("CER", list)):
+        refs = [units(r) for r in references]
+        stats = ErrorRateStats()
+        stats.append(list(range(len(refs))), [units(h) for h in hypotheses], refs)
+        # ErrorRateStats says 0 for nothing to score, SpeechBrain's accumulatable_wer_stats NaN
+        rates[name] = float(stats.summarize("error_rate")) if any(refs) else math.nan
+    return rates
 
 
 def equal_error_rate(scores, labels):

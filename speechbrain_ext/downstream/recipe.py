@@ -52,9 +52,10 @@ def parse_arguments(argv, recipe_dir):
 
 
 def load_recipe(argv, recipe_dir):
-    """Parse the command line, load the YAML (building the upstream: a
-    checkpoint of another architecture fails here) and create the
-    experiment folder. Returns (hparams, run_opts)."""
+    """Parse the command line, load the YAML (building the upstream of the
+    checkpoint's architecture: a ``backbone_config`` architecture key that
+    disagrees with the checkpoint fails here) and create the experiment
+    folder. Returns (hparams, run_opts)."""
     hparams_file, run_opts, overrides = parse_arguments(argv, recipe_dir)
     sb.utils.distributed.ddp_init_group(run_opts)
     with open(hparams_file) as f:

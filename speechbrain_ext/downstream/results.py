@@ -4,8 +4,9 @@ the table of paper 003 (Table 1: tasks across, Froz./Unfroz. under each).
 A record holds ``task``, ``metric``, ``value`` (percent), ``split``,
 ``backbone`` (the checkpoint), ``label`` (the table's row name), ``frozen``,
 ``steps`` (downstream optimizer steps), ``pretrain_hours`` (hours of audio
-the backbone's pre-training saw, from its ``audio_counter.ckpt``; None when
-unknown, e.g. an HF folder) and ``time`` (UTC, ISO 8601).
+the backbone's pre-training saw, stored with the backbone
+(``pretraining_hours``); None when unknown, e.g. an HF folder) and ``time``
+(UTC, ISO 8601).
 
 Example
 -------
@@ -25,7 +26,8 @@ import math
 import time
 from pathlib import Path
 
-from speechbrain_ext.io.checkpoints import complete_checkpoints
+from speechbrain_ext.interop.loading import backbone_metadata
+from speechbrain_ext.io.checkpoints import CheckpointError, complete_checkpoints
 
 # task key -> (column title, metric key, higher is better); the order is
 # paper 003 Table 1's, then paper 001's extra tasks
@@ -55,9 +57,34 @@ def higher_is_better(metric):
 
 def pretraining_hours(source):
     """Hours of audio seen by the pre-training run that wrote ``source`` (a
-    ``CKPT+*`` folder, a save folder whose newest complete checkpoint with an
-    audio counter is used (``speechbrain_ext.io.checkpoints``), or a
-    ``backbone.ckpt`` inside one); None when not recorded or unreadable."""
+    backbone file, a ``CKPT+*`` folder, or a save folder: its newest
+    complete checkpoint whose backbone reads, ``speechbrain_ext.io.checkpoints``),
+    as stored with the backbone (``hours_seen`` of
+    ``speechbrain_ext.interop.loading.backbone_metadata``, written by
+    ``BackboneSaver``); None when not recorded or unreadable.
+
+    >>> import tempfile
+    >>> from speechbrain_ext.models.registry import build_backbone, save_backbone
+    >>> path = save_backbone(build_backbone({"zoo": "w2v2_micro"}), tempfile.mkdtemp() + "/b.ckpt",
+    ...                      metadata={"hours_seen": 12.5, "updates": 1000})
+    >>> pretraining_hours(path)
+    12.5
+    """
+    try:
+        hours = backbone_metadata(source).get("hours_seen")
+    except CheckpointError:
+        hours = None
+    if hours is not None:
+        return float(hours)
+    # backbones saved before BackboneSaver stored the hours (and checkpoints
+    # written then): the run's audio counter beside them, found by file name
+    return _audio_counter_hours(source)
+
+
+def _audio_counter_hours(source):
+    """The hours of the ``audio_counter.ckpt`` of the checkpoint holding
+    ``source`` (a ``backbone.ckpt`` or a ``CKPT+*`` folder), or of the newest
+    complete checkpoint with one of a save folder; None when there is none."""
     path = Path(source)
     if path.is_file():
         path = path.parent

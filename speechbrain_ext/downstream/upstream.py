@@ -3,7 +3,10 @@ or fine-tuned, turned into one feature sequence per utterance.
 
 ``Upstream(source, freeze=True)`` loads anything ``load_backbone`` reads (a
 checkpoint of our pre-training recipe, whatever its objective, a backbone
-file, an HF folder) and returns ``[batch, frames, dim]`` features:
+file, an HF folder) or a fairseq ``.pt``, whatever its architecture
+(wav2vec2, SEW, SEW-D, any size: it comes from the checkpoint; the YAML's
+``backbone_config`` only sets training-time dropouts), and returns
+``[batch, frames, dim]`` features:
 
 * **frozen** (SUPERB protocol, reference notes section 5): the backbone runs in
   eval mode under ``no_grad`` and the features are a learned softmax-weighted
@@ -39,8 +42,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from speechbrain_ext.interop.loading import init_backbone, load_backbone
+from speechbrain_ext.interop.loading import init_backbone
 from speechbrain_ext.io.checkpoints import CheckpointError
+from speechbrain_ext.models.registry import architecture_of
 
 logger = logging.getLogger(__name__)
 
@@ -128,15 +132,17 @@ class Upstream(nn.Module):
     source : str or Path
         Anything ``speechbrain_ext.load_backbone`` reads (a pre-training save
         folder or ``CKPT+*`` folder, a ``backbone.ckpt`` file, an HF folder),
-        or a fairseq ``.pt`` when ``backbone_config`` is given.
+        or a fairseq ``.pt``. Its architecture is the backbone's.
     freeze : bool
         Frozen (no_grad, eval mode, weighted sum) or fine-tuned (everything but
         the CNN feature extractor is trained).
     backbone_config : dict, optional
-        The architecture the YAML expects (``Wav2Vec2Config`` keys, dropouts
-        included, used while fine-tuning). A checkpoint of another
-        architecture is a ``CheckpointError`` listing the differing keys.
-        None accepts the checkpoint's own architecture and dropouts.
+        The YAML's training-time settings of the backbone (dropouts,
+        layerdrop: used while fine-tuning), applied to the checkpoint's
+        architecture by ``speechbrain_ext.interop.loading.init_backbone``.
+        An architecture key given here (e.g. ``dim``, or ``zoo``) must agree
+        with the checkpoint: one that does not is a ``CheckpointError``
+        naming it. None keeps the checkpoint's own settings.
     combine : str
         ``"weighted"`` (softmax-weighted sum of all hidden states),
         ``"last"`` (last layer) or ``"auto"``: weighted when frozen, last when
@@ -165,10 +171,7 @@ class Upstream(nn.Module):
                              "features change at every step")
         self.source = str(source)
         self.freeze = bool(freeze)
-        if backbone_config is not None:
-            backbone = init_backbone(backbone_config, source)
-        else:
-            backbone = load_backbone(source)
+        backbone = init_backbone(backbone_config, source)
         if random_init:
             with torch.random.fork_rng():
                 torch.manual_seed(seed)
@@ -264,8 +267,9 @@ class Upstream(nn.Module):
         mode = "frozen" if self.freeze else "unfrozen (CNN frozen)"
         origin = "random init shaped like " if self.random_init else ""
         cache = f", feature cache {self.cache.folder}" if self.cache is not None else ""
-        return (f"upstream: {origin}{self.source}, {mode}, {self.combine} features of "
-                f"{self.backbone.num_hidden_states} hidden states x {self.output_dim}{cache}")
+        return (f"upstream: {origin}{self.source} (a {architecture_of(self.backbone)} backbone), "
+                f"{mode}, {self.combine} features of {self.backbone.num_hidden_states} hidden "
+                f"states x {self.output_dim}{cache}")
 
 
 __all__ = ["Upstream", "WeightedLayerSum", "FeatureCache", "checkpoint_identity", "CheckpointError"]

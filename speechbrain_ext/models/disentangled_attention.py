@@ -32,8 +32,9 @@ tensor([4, 3, 2, 1, 1])
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from speechbrain_ext.models.components import LayerStack, MultiHeadAttentionBase
 
 
 def log_bucket_position(relative_pos, buckets, max_position):
@@ -64,7 +65,7 @@ def relative_position_index(length, buckets=256, max_position=512, device=None):
     return torch.clamp(distance + span, 0, 2 * span - 1)
 
 
-class DisentangledSelfAttention(nn.Module):
+class DisentangledSelfAttention(MultiHeadAttentionBase):
     """Multi-head attention with c2p and p2c relative-position terms.
 
     Arguments
@@ -76,30 +77,22 @@ class DisentangledSelfAttention(nn.Module):
     """
 
     def __init__(self, dim, num_heads, dropout=0.0, position_dropout=0.0):
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
-        self.num_heads = num_heads
-        self.dropout = dropout
+        super().__init__(dim, num_heads, dropout)
         self.query_proj = nn.Linear(dim, dim)
         self.key_proj = nn.Linear(dim, dim)
         self.value_proj = nn.Linear(dim, dim)
         self.pos_dropout = nn.Dropout(position_dropout)
-
-    def _split(self, x):
-        """``[..., T, D]`` -> ``[..., H, T, D / H]``."""
-        *lead, time, dim = x.shape
-        return x.view(*lead, time, self.num_heads, dim // self.num_heads).transpose(-3, -2)
 
     def forward(self, x, rel_embeddings, rel_index, key_mask=None):
         """``x`` ``[B, T, D]``; ``rel_embeddings`` ``[2 * buckets, D]`` (after
         the LayerNorm); ``rel_index`` ``[T, T]`` from ``relative_position_index``;
         ``key_mask`` ``[B, T]`` True where valid. Returns ``[B, T, D]``."""
         batch, time, dim = x.shape
-        q, k, v = (self._split(proj(x)) for proj in (self.query_proj, self.key_proj, self.value_proj))
+        projections = (self.query_proj, self.key_proj, self.value_proj)
+        q, k, v = (self.split_heads(proj(x)) for proj in projections)
         rel = self.pos_dropout(rel_embeddings)
-        pos_query = self._split(self.query_proj(rel))  # [H, 2*buckets, d_head]
-        pos_key = self._split(self.key_proj(rel))
+        pos_query = self.split_heads(self.query_proj(rel))  # [H, 2*buckets, d_head]
+        pos_key = self.split_heads(self.key_proj(rel))
         scale = 1.0 / math.sqrt(3 * (dim // self.num_heads))  # c2c, c2p, p2c terms
         index = rel_index.expand(batch, self.num_heads, time, time)
         # c2p[i, j] = q_i . K_r[idx(i, j)]
@@ -109,10 +102,7 @@ class DisentangledSelfAttention(nn.Module):
         bias = (c2p + p2c.transpose(-1, -2)) * scale
         if key_mask is not None:
             bias = bias.masked_fill(~key_mask[:, None, None, :], float("-inf"))
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias.to(q.dtype),
-            dropout_p=self.dropout if self.training else 0.0, scale=scale)
-        return out.transpose(1, 2).reshape(batch, time, dim)
+        return self.merge_heads(self.attend(q, k, v, bias.to(q.dtype), scale))
 
 
 class _DenseResidualNorm(nn.Module):
@@ -163,7 +153,8 @@ class DisentangledLayer(nn.Module):
 
 
 class DisentangledTransformer(nn.Module):
-    """Stack of ``DisentangledLayer`` sharing one relative embedding table.
+    """Stack of ``DisentangledLayer`` (a ``LayerStack``, with layerdrop)
+    sharing one relative embedding table.
 
     Returns the list of hidden states: the input, then every layer's output
     (``num_layers + 1`` tensors ``[B, T, D]``). Keep ``layerdrop`` at 0
@@ -174,25 +165,19 @@ class DisentangledTransformer(nn.Module):
                  attention_dropout=0.1, layerdrop=0.0, position_buckets=256,
                  max_relative_positions=512, layer_norm_eps=1e-7):
         super().__init__()
-        self.layer = nn.ModuleList([
+        self.layer = LayerStack([
             DisentangledLayer(dim, num_heads, ffn_dim, dropout, attention_dropout, layer_norm_eps)
-            for _ in range(num_layers)])
+            for _ in range(num_layers)], layerdrop)
         self.position_buckets = position_buckets
         self.max_relative_positions = max_relative_positions
         span = position_buckets if position_buckets > 0 else max_relative_positions
         self.rel_embeddings = nn.Embedding(2 * span, dim)
         self.LayerNorm = nn.LayerNorm(dim, eps=layer_norm_eps)  # on the relative embeddings
-        self.layerdrop = layerdrop
 
     def forward(self, x, frame_mask=None):
         """``x`` ``[B, T, D]``, ``frame_mask`` ``[B, T]`` (True = real frame)."""
         rel_index = relative_position_index(x.shape[1], self.position_buckets,
                                             self.max_relative_positions, x.device)
+        # computed once for all layers: every layer projects the same table
         rel_embeddings = self.LayerNorm(self.rel_embeddings.weight)
-        key_mask = None if frame_mask is None or bool(frame_mask.all()) else frame_mask
-        states = [x]
-        for layer in self.layer:
-            if not (self.training and self.layerdrop > 0 and torch.rand(()) < self.layerdrop):
-                x = layer(x, rel_embeddings, rel_index, key_mask)
-            states.append(x)
-        return states
+        return self.layer(x, frame_mask, rel_embeddings=rel_embeddings, rel_index=rel_index)

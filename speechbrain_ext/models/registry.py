@@ -12,6 +12,9 @@ Example
 True
 >>> architecture_of(model)
 'wav2vec2'
+>>> path = save_backbone(model, path, metadata={"hours_seen": 1.5, "updates": 200})
+>>> read_backbone_metadata(path)
+{'hours_seen': 1.5, 'updates': 200}
 """
 import logging
 from pathlib import Path
@@ -84,23 +87,48 @@ def architecture_of(model):
     raise TypeError(f"{type(model).__name__} is not a known backbone class")
 
 
-def save_backbone(model, path):
-    """Write ``model`` with its architecture and config to one file."""
+# the types a metadata value may have: what torch.load(weights_only=True) reads back
+METADATA_TYPES = (bool, int, float, str, type(None))
+
+
+def save_backbone(model, path, metadata=None):
+    """Write ``model`` with its architecture and config to one file.
+
+    ``metadata`` (optional): a ``{str: bool / int / float / str / None}``
+    mapping stored in the same file, e.g. what the pre-training run had
+    done when it wrote it (``BackboneSaver``: ``hours_seen``, ``updates``);
+    ``read_backbone_metadata`` reads it back. Files written without it (or
+    before it existed) load as before."""
+    metadata = dict(metadata or {})
+    wrong = {k: type(v).__name__ for k, v in metadata.items()
+             if not isinstance(k, str) or not isinstance(v, METADATA_TYPES)}
+    if wrong:
+        raise TypeError(f"save_backbone: metadata must map names to bool / int / float / str / None, "
+                        f"got {wrong}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"format": FORMAT, "architecture": architecture_of(model),
-                "config": model.config.to_dict(), "state_dict": model.state_dict()}, path)
+                "config": model.config.to_dict(), "state_dict": model.state_dict(),
+                "metadata": metadata}, path)
     return path
 
 
-def read_backbone_file(path):
-    """The backbone saved by ``save_backbone`` at ``path`` (``CheckpointError`` naming it if not)."""
+def _read_file(path, mmap=False):
+    """The mapping ``save_backbone`` wrote to ``path`` (``CheckpointError``
+    naming it if it is not one); ``mmap`` maps the tensors instead of
+    reading them (for the metadata alone)."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as err:  # corrupt or foreign file
         raise CheckpointError(f"{path}: cannot be read as a backbone checkpoint ({err})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a backbone checkpoint (expected format {FORMAT!r})")
+    return ckpt
+
+
+def read_backbone_file(path):
+    """The backbone saved by ``save_backbone`` at ``path`` (``CheckpointError`` naming it if not)."""
+    ckpt = _read_file(path)
     name = ckpt.get("architecture")
     if name not in ARCHITECTURES:
         raise CheckpointError(f"{path}: unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}")
@@ -111,6 +139,18 @@ def read_backbone_file(path):
         raise CheckpointError(f"{path}: {err}") from err
     except (KeyError, TypeError, ValueError) as err:  # a mangled config or state
         raise CheckpointError(f"{path}: damaged backbone checkpoint ({type(err).__name__}: {err})") from err
+
+
+def read_backbone_metadata(path):
+    """The ``metadata`` mapping ``save_backbone`` stored in the backbone file
+    ``path`` (a new dict); ``{}`` for a file written without any (or before
+    backbone files had it). The weights are memory-mapped, not read. Not a
+    backbone file: a ``CheckpointError`` naming it."""
+    metadata = _read_file(path, mmap=True).get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{path}: damaged backbone checkpoint (metadata is a "
+                              f"{type(metadata).__name__}, not a mapping)")
+    return dict(metadata)
 
 
 # Config keys that change the network (the others are training-time settings:

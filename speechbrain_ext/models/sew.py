@@ -45,10 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speechbrain_ext.models.components import (BackboneOutput, DictConfig, cnn_features,
-                                               init_conv_feature_extractor, init_positional_conv)
+from speechbrain_ext.models.components import BackboneBase, BackboneConfig, BackboneOutput, cnn_features
 from speechbrain_ext.models.disentangled_attention import DisentangledTransformer
-from speechbrain_ext.models.feature_extractor import ConvFeatureExtractor
 from speechbrain_ext.models.masking import compute_span_mask
 from speechbrain_ext.models.transformer import ConvPositionalEmbedding, TransformerEncoder
 
@@ -72,43 +70,27 @@ def wfe_c_layers(channels=64, pointwise=True):
 
 
 @dataclass
-class SEWConfig(DictConfig):
+class SEWConfig(BackboneConfig):
     """Architecture of a SEW backbone (defaults: WFE-C-c64-11, E768 L12,
-    positional conv k31 with squeeze factor 2; asappresearch/sew, paper 002).
-    Dropouts are fairseq's wav2vec2-base pre-training values (paper 002 uses
-    that config)."""
+    positional conv k31 with squeeze factor 2; asappresearch/sew, paper 002):
+    ``BackboneConfig``'s fields, with the CNN and positional conv overridden,
+    and the squeeze. Dropouts are fairseq's wav2vec2-base pre-training values
+    (paper 002 uses that config)."""
 
     conv_layers: List[tuple] = field(default_factory=lambda: wfe_c_layers(64))
-    extractor_mode: str = "group_norm"  # or "layer_norm"
-    conv_bias: bool = False
-    normalize_waveform: bool = False  # see Wav2Vec2Config
-    dim: int = 768
-    num_layers: int = 12
-    num_heads: int = 12
-    ffn_dim: int = 3072
     pos_conv_kernel: int = 31
-    pos_conv_groups: int = 16
     squeeze_factor: int = 2
-    layer_norm_eps: float = 1e-5
     feature_layer_norm_eps: float = 1e-5
-    dropout: float = 0.1
-    attention_dropout: float = 0.1
-    activation_dropout: float = 0.0  # inside the feed-forward (SEW only; DeBERTa has none)
-    dropout_input: float = 0.1
-    layerdrop: float = 0.05
-    feature_grad_mult: float = 0.1
 
     def __post_init__(self):
-        self.conv_layers = [tuple(int(v) for v in layer) for layer in self.conv_layers]
+        super().__post_init__()
         if self.squeeze_factor < 1:
             raise ValueError(f"squeeze_factor must be >= 1, got {self.squeeze_factor}")
 
     @classmethod
     def micro(cls, **overrides):
         """A model of well under a million parameters for CPU tests."""
-        base = dict(conv_layers=wfe_c_layers(8), dim=64, num_layers=2, num_heads=4, ffn_dim=128,
-                    pos_conv_kernel=15, pos_conv_groups=4, layerdrop=0.0)
-        return cls(**{**base, **overrides})
+        return super().micro(**{"conv_layers": wfe_c_layers(8), "pos_conv_kernel": 15, **overrides})
 
 
 @dataclass
@@ -155,6 +137,23 @@ def repeat_frames(x, factor, length):
     return fit_length(x.repeat_interleave(factor, dim=1), length)
 
 
+def squeeze_modules(dim, kernel, groups, factor):
+    """The squeeze's modules: the positional conv of stride ``factor`` and
+    the ``AvgPool1d(factor, factor)`` shortcut (``squeeze_frames``)."""
+    return ConvPositionalEmbedding(dim, kernel, groups, stride=factor), nn.AvgPool1d(factor, factor)
+
+
+def run_squeezed(encoder, x, frame_mask, context):
+    """What both squeezed encoders do around their transformer ``context``
+    (``context(x [B, T // s, D], mask) -> states``): squeeze ``x`` ``[B, T,
+    D]``, run it, learn-upsample the last state. Returns ``(states [B, T // s,
+    D], squeezed mask [B, T // s], upsampled last state [B, T, D])``."""
+    length = x.shape[1]
+    x, mask = squeeze_frames(x, frame_mask, encoder.pos_conv_embed, encoder.pool, encoder.squeeze_factor)
+    states = context(x, mask)
+    return states, mask, encoder.upsample(states[-1], length)
+
+
 def squeeze_frames(x, frame_mask, pos_conv_embed, pool, factor):
     """``[B, T, D]`` -> ``(pool(x) + strided pos conv(x))`` ``[B, T // s, D]``
     and the squeezed frame mask ``[B, T // s]`` (None stays None)."""
@@ -178,24 +177,21 @@ class SqueezedTransformerEncoder(TransformerEncoder):
         super().__init__(dim, num_layers, num_heads, ffn_dim, dropout, attention_dropout,
                          activation_dropout, layerdrop, pos_conv_kernel, pos_conv_groups,
                          layer_norm_first=False, layer_norm_eps=layer_norm_eps)
-        self.pos_conv_embed = ConvPositionalEmbedding(dim, pos_conv_kernel, pos_conv_groups,
-                                                      stride=squeeze_factor)
-        self.pool = nn.AvgPool1d(squeeze_factor, squeeze_factor)
+        # replaces the parent's unstrided positional conv (keeping its place
+        # among the modules); building that one first keeps the random draws,
+        # hence seeded initialisations, as they always were
+        self.pos_conv_embed, self.pool = squeeze_modules(
+            dim, pos_conv_kernel, pos_conv_groups, squeeze_factor)
         self.upsample = Upsampling(dim, squeeze_factor)
         self.squeeze_factor = squeeze_factor
 
     def forward(self, x, frame_mask=None):
         """``x`` ``[B, T, D]``, ``frame_mask`` ``[B, T]`` (True = real frame)."""
-        length = x.shape[1]
-        x, mask = squeeze_frames(x, frame_mask, self.pos_conv_embed, self.pool, self.squeeze_factor)
-        x = self.dropout(self.layer_norm(x))
-        key_mask = None if mask is None or bool(mask.all()) else mask
-        states = [x]
-        for layer in self.layers:
-            if not (self.training and self.layerdrop > 0 and torch.rand(()) < self.layerdrop):
-                x = layer(x, key_mask)
-            states.append(x)
-        return states, mask, self.upsample(x, length)
+        return run_squeezed(self, x, frame_mask, self._context)
+
+    def _context(self, x, mask):
+        # wav2vec2's post-LN entry (LayerNorm, dropout) on the squeezed frames
+        return self.layers(self.dropout(self.layer_norm(x)), mask)
 
 
 class SqueezedDisentangledEncoder(nn.Module):
@@ -208,9 +204,8 @@ class SqueezedDisentangledEncoder(nn.Module):
                  squeeze_factor=2, position_buckets=256, max_relative_positions=512,
                  layer_norm_eps=1e-7):
         super().__init__()
-        self.pos_conv_embed = ConvPositionalEmbedding(dim, pos_conv_kernel, pos_conv_groups,
-                                                      stride=squeeze_factor)
-        self.pool = nn.AvgPool1d(squeeze_factor, squeeze_factor)
+        self.pos_conv_embed, self.pool = squeeze_modules(
+            dim, pos_conv_kernel, pos_conv_groups, squeeze_factor)
         self.encoder = DisentangledTransformer(
             dim, num_layers, num_heads, ffn_dim, dropout, attention_dropout, layerdrop,
             position_buckets, max_relative_positions, layer_norm_eps)
@@ -218,32 +213,19 @@ class SqueezedDisentangledEncoder(nn.Module):
         self.squeeze_factor = squeeze_factor
 
     def forward(self, x, frame_mask=None):
-        length = x.shape[1]
-        x, mask = squeeze_frames(x, frame_mask, self.pos_conv_embed, self.pool, self.squeeze_factor)
-        states = self.encoder(x, mask)
-        return states, mask, self.upsample(states[-1], length)
+        """``x`` ``[B, T, D]``, ``frame_mask`` ``[B, T]`` (True = real frame)."""
+        return run_squeezed(self, x, frame_mask, self.encoder)
 
 
-class SEWBackbone(nn.Module):
+class SEWBackbone(BackboneBase):
     """SEW network without pre-training heads (same interface as
-    ``Wav2Vec2Backbone``).
-
-    Arguments
-    ---------
-    config : SEWConfig or dict
-    """
+    ``Wav2Vec2Backbone``); ``config`` is a ``SEWConfig`` or its dict."""
 
     config_class = SEWConfig
 
     def __init__(self, config=None):
-        super().__init__()
-        if config is None:
-            config = self.config_class()
-        elif isinstance(config, dict):
-            config = self.config_class.from_dict(config)
-        self.config = config
-        self.feature_extractor = ConvFeatureExtractor(
-            config.conv_layers, config.extractor_mode, config.conv_bias)
+        super().__init__(config)
+        config = self.config
         cnn_dim = self.feature_extractor.output_dim
         self.layer_norm = nn.LayerNorm(cnn_dim, eps=config.feature_layer_norm_eps)
         # fairseq / HF SEW: a projection only where the widths differ
@@ -257,33 +239,7 @@ class SEWBackbone(nn.Module):
     @staticmethod
     def _build_encoder(config):
         return SqueezedTransformerEncoder(
-            dim=config.dim, num_layers=config.num_layers, num_heads=config.num_heads,
-            ffn_dim=config.ffn_dim, dropout=config.dropout,
-            attention_dropout=config.attention_dropout,
-            activation_dropout=config.activation_dropout, layerdrop=config.layerdrop,
-            pos_conv_kernel=config.pos_conv_kernel, pos_conv_groups=config.pos_conv_groups,
-            squeeze_factor=config.squeeze_factor, layer_norm_eps=config.layer_norm_eps)
-
-    def reset_parameters(self):
-        """As wav2vec2 / HF: Kaiming-normal CNN weights; N(0, 0.02) linear
-        weights (zero biases) and embeddings in the context network; a
-        positional conv of std sqrt(4 / (kernel * dim))."""
-        init_conv_feature_extractor(self.feature_extractor)
-        for module in self.encoder.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, mean=0.0, std=0.02)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Embedding):
-                nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        init_positional_conv(self.encoder.pos_conv_embed.conv, self.config.dim)
-
-    @property
-    def num_hidden_states(self):
-        return self.config.num_layers + 1
-
-    def frame_lengths(self, num_samples):
-        """Frames (at the CNN rate) for ``num_samples`` samples (``[B]`` tensor or int)."""
-        return self.feature_extractor.output_lengths(num_samples)
+            **config.encoder_kwargs("activation_dropout", "squeeze_factor"))
 
     def extract_features(self, wav, wav_lens=None):
         """CNN features. Returns (features after LayerNorm ``[B, T, C]``,
@@ -321,11 +277,5 @@ class SEWDBackbone(SEWBackbone):
 
     @staticmethod
     def _build_encoder(config):
-        return SqueezedDisentangledEncoder(
-            dim=config.dim, num_layers=config.num_layers, num_heads=config.num_heads,
-            ffn_dim=config.ffn_dim, dropout=config.dropout,
-            attention_dropout=config.attention_dropout, layerdrop=config.layerdrop,
-            pos_conv_kernel=config.pos_conv_kernel, pos_conv_groups=config.pos_conv_groups,
-            squeeze_factor=config.squeeze_factor, position_buckets=config.position_buckets,
-            max_relative_positions=config.max_relative_positions,
-            layer_norm_eps=config.layer_norm_eps)
+        return SqueezedDisentangledEncoder(**config.encoder_kwargs(
+            "squeeze_factor", "position_buckets", "max_relative_positions"))

@@ -13,10 +13,10 @@ Example
 >>> len(states), states[-1].shape  # input to layer 1, then every layer
 (3, torch.Size([2, 20, 32]))
 """
-import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
+
+from speechbrain_ext.models.components import LayerStack, MultiHeadAttentionBase
 
 
 class ConvPositionalEmbedding(nn.Module):
@@ -37,15 +37,11 @@ class ConvPositionalEmbedding(nn.Module):
         return self.activation(y).transpose(1, 2)
 
 
-class SelfAttention(nn.Module):
+class SelfAttention(MultiHeadAttentionBase):
     """Multi-head self-attention with a key-padding mask."""
 
     def __init__(self, dim, num_heads, dropout=0.0):
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
-        self.num_heads = num_heads
-        self.dropout = dropout
+        super().__init__(dim, num_heads, dropout)
         self.k_proj = nn.Linear(dim, dim)
         self.v_proj = nn.Linear(dim, dim)
         self.q_proj = nn.Linear(dim, dim)
@@ -53,18 +49,9 @@ class SelfAttention(nn.Module):
 
     def forward(self, x, key_mask=None):
         """``x`` ``[B, T, D]``; ``key_mask`` ``[B, T]`` True where valid."""
-        batch, time, dim = x.shape
-        heads = self.num_heads
-
-        def split(t):
-            return t.view(batch, time, heads, dim // heads).transpose(1, 2)
-
-        q, k, v = split(self.q_proj(x)), split(self.k_proj(x)), split(self.v_proj(x))
+        q, k, v = (self.split_heads(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj))
         attn_mask = None if key_mask is None else key_mask[:, None, None, :]
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )
-        return self.out_proj(out.transpose(1, 2).reshape(batch, time, dim))
+        return self.out_proj(self.merge_heads(self.attend(q, k, v, attn_mask)))
 
 
 class FeedForward(nn.Module):
@@ -103,7 +90,7 @@ class TransformerLayer(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
-    """Positional conv + transformer layers with layerdrop.
+    """Positional conv + transformer layers with layerdrop (``LayerStack``).
 
     Returns the list of hidden states: the input to the first layer, then
     the output of every layer (``num_layers + 1`` tensors ``[B, T, D]``), as
@@ -120,12 +107,11 @@ class TransformerEncoder(nn.Module):
         self.pos_conv_embed = ConvPositionalEmbedding(dim, pos_conv_kernel, pos_conv_groups)
         self.layer_norm = nn.LayerNorm(dim, eps=layer_norm_eps)
         self.dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList([
+        self.layers = LayerStack([
             TransformerLayer(dim, num_heads, ffn_dim, dropout, attention_dropout,
                              activation_dropout, layer_norm_first, layer_norm_eps)
             for _ in range(num_layers)
-        ])
-        self.layerdrop = layerdrop
+        ], layerdrop)
         self.layer_norm_first = layer_norm_first
 
     def forward(self, x, frame_mask=None):
@@ -135,13 +121,7 @@ class TransformerEncoder(nn.Module):
         x = x + self.pos_conv_embed(x)
         if not self.layer_norm_first:
             x = self.layer_norm(x)
-        x = self.dropout(x)
-        key_mask = None if frame_mask is None or bool(frame_mask.all()) else frame_mask
-        states = [x]
-        for layer in self.layers:
-            if not (self.training and self.layerdrop > 0 and torch.rand(()) < self.layerdrop):
-                x = layer(x, key_mask)
-            states.append(x)
+        states = self.layers(self.dropout(x), frame_mask)
         if self.layer_norm_first:
-            states[-1] = self.layer_norm(x)
+            states[-1] = self.layer_norm(states[-1])
         return states

@@ -156,12 +156,13 @@ class DurationBatchSampler(torch.utils.data.Sampler):
         return len(self.batches())
 
 
-def crop_to_shortest(wav, wav_lens, generator=None):
-    """Crop every waveform of a padded batch to the shortest one, at a random
-    offset inside its own valid part (fairseq's pre-training batches: no
-    padding). ``wav`` ``[B, S]``, ``wav_lens`` ``[B]`` relative -> ``[B, S_min]``."""
+def crop_to_shortest(wav, wav_lens, generator=None, max_samples=None):
+    """Crop every waveform of a padded batch to the shortest one (and to at
+    most ``max_samples``: fairseq's ``max_sample_size``), at a random offset
+    inside its own valid part (fairseq's pre-training batches: no padding).
+    ``wav`` ``[B, S]``, ``wav_lens`` ``[B]`` relative -> ``[B, S_min]``."""
     samples = torch.round(wav_lens.float() * wav.shape[1]).long().cpu()
-    shortest = int(samples.min())
+    shortest = int(samples.min()) if max_samples is None else min(int(samples.min()), int(max_samples))
     spare = samples - shortest
     offsets = (torch.rand(len(samples), generator=generator) * (spare + 1).float()).long()
     index = offsets[:, None] + torch.arange(shortest)[None, :]

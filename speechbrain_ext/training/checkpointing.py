@@ -18,6 +18,7 @@ Example
 """
 import logging
 import shutil
+import time
 from pathlib import Path
 
 import torch
@@ -29,6 +30,7 @@ from speechbrain.utils.distributed import if_main_process, is_distributed_initia
 from speechbrain_ext.io import checkpoints
 from speechbrain_ext.io.checkpoints import CheckpointError
 from speechbrain_ext.models.registry import save_backbone
+from speechbrain_ext.training.distributed import world_size
 
 logger = logging.getLogger(__name__)
 
@@ -61,15 +63,39 @@ class AudioCounter:
 @register_checkpoint_hooks
 class BackboneSaver:
     """Writes the backbone (``speechbrain_ext.load_backbone`` format) into
-    every checkpoint as ``<key>.ckpt``; loading is done by the model's own
-    recoverable, so this one only saves."""
+    every checkpoint as ``<key>.ckpt``, with what the run had done by then
+    as the file's metadata (``speechbrain_ext.interop.loading.backbone_metadata``
+    reads it): ``hours_seen`` (of ``audio_counter``, an ``AudioCounter``) and
+    ``updates`` (``get_updates()``), each when given. Loading is done by the
+    model's own recoverable, so this one only saves.
 
-    def __init__(self, get_backbone):
+    >>> import tempfile
+    >>> from speechbrain_ext.models.registry import build_backbone, read_backbone_metadata
+    >>> counter = AudioCounter(); counter.add(5400.0)
+    >>> saver = BackboneSaver(lambda: build_backbone({"zoo": "w2v2_micro"}), counter, lambda: 30)
+    >>> path = tempfile.mkdtemp() + "/backbone.ckpt"
+    >>> saver._save(path)
+    >>> read_backbone_metadata(path)
+    {'hours_seen': 1.5, 'updates': 30}
+    """
+
+    def __init__(self, get_backbone, audio_counter=None, get_updates=None):
         self.get_backbone = get_backbone
+        self.audio_counter = audio_counter
+        self.get_updates = get_updates
+
+    def metadata(self):
+        """What is stored with the backbone now."""
+        metadata = {}
+        if self.audio_counter is not None:
+            metadata["hours_seen"] = float(self.audio_counter.hours)
+        if self.get_updates is not None:
+            metadata["updates"] = int(self.get_updates())
+        return metadata
 
     @mark_as_saver
     def _save(self, path):
-        save_backbone(self.get_backbone(), path)
+        save_backbone(self.get_backbone(), path, metadata=self.metadata())
 
     @mark_as_loader
     def _load(self, path, end_of_epoch=False):
@@ -328,3 +354,43 @@ class SafeCheckpointer(Checkpointer):
                 obj._speechbrain_recovery_skip_to = None
 
 
+
+
+@register_checkpoint_hooks
+class DeviceClock:
+    """Device time of a training run: wall seconds x processes, summed over
+    every resume (checkpointed), so a run reports the GPU (or CPU) hours
+    papers report (paper 000: 2376 vs 1064 GPU hours). ``tick()`` adds the
+    time since the last tick (or ``start()``).
+
+    >>> clock = DeviceClock(); clock.start()
+    >>> clock.tick() >= 0  # seconds so far, x processes
+    True
+    """
+
+    def __init__(self):
+        self.seconds = 0.0
+        self._since = None
+
+    def start(self):
+        self._since = time.monotonic()
+
+    def tick(self):
+        """Count the time since the last tick, for every process."""
+        now = time.monotonic()
+        if self._since is not None:
+            self.seconds += (now - self._since) * world_size()
+        self._since = now
+        return self.seconds
+
+    @property
+    def hours(self):
+        return self.seconds / 3600
+
+    @mark_as_saver
+    def _save(self, path):
+        Path(path).write_text(repr(self.tick()))
+
+    @mark_as_loader
+    def _load(self, path, end_of_epoch=False):
+        self.seconds = float(Path(path).read_text())

@@ -12,7 +12,14 @@
   ``backbone_config`` changes only ``dim``);
 * paths (the hparams file, override files, ``path_keys`` values) are found
   as given, else relative to the recipe's folder, else to the repository
-  root, so a recipe runs from the repository root and from its own folder.
+  root, so a recipe runs from the repository root and from its own folder;
+* progress bars are shown only when standard error is a terminal (a log
+  file gets none; ``--noprogressbar=False`` forces them);
+* a *variant* hparams file (``hparams/nc_1s.yaml``) is a plain mapping that
+  names its base (``variant_of: nc_5s.yaml``, found beside it) and the keys
+  it changes (``split_length: 1``): the base is loaded with those keys as
+  the first overrides (files and the command line win over them), so the
+  variants of one method are not copies of it.
 
 A malformed override (file or command line) is a ``ValueError`` naming it;
 a missing override file a ``FileNotFoundError``.
@@ -61,7 +68,9 @@ Traceback (most recent call last):
     ...
 ValueError: override steps='ten': expected an int (the YAML has steps: 10)
 """
+import dataclasses
 import re
+import sys
 from pathlib import Path
 
 import speechbrain as sb
@@ -324,6 +333,36 @@ def read_overrides_file(name, bases=()):
     return _read_overrides(name, bases)[0]
 
 
+VARIANT_KEY = "variant_of"
+
+
+def resolve_variant(hparams_file):
+    """``(base hparams file, {key: value the variant changes})`` of a variant
+    file (module docstring); ``(hparams_file, {})`` for any other file.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "nc_5s.yaml").write_text("split_length: 5\\nlr: 0.1\\n")
+    >>> _ = (folder / "nc_1s.yaml").write_text("variant_of: nc_5s.yaml\\nsplit_length: 1\\n")
+    >>> base, changes = resolve_variant(folder / "nc_1s.yaml")
+    >>> pathlib.Path(base).name, changes
+    ('nc_5s.yaml', {'split_length': 1})
+    """
+    path = Path(hparams_file)
+    try:
+        values = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):  # a HyperPyYAML file (tags): not a variant
+        return hparams_file, {}
+    if not isinstance(values, dict) or VARIANT_KEY not in values:
+        return hparams_file, {}
+    base = path.parent / str(values.pop(VARIANT_KEY))
+    if not base.is_file():
+        raise FileNotFoundError(f"{path}: {VARIANT_KEY}: no such file {base}")
+    if VARIANT_KEY in (yaml_defaults(base) or {}):
+        raise ValueError(f"{path}: its base {base.name} is itself a variant (one level only)")
+    return str(base), values
+
+
 def parse_arguments(argv, recipe_dir, skip_unknown_file_keys=False, path_keys=()):
     """Returns ``(hparams_file, run_opts, overrides)`` (``overrides`` a dict).
 
@@ -347,8 +386,14 @@ def parse_arguments(argv, recipe_dir, skip_unknown_file_keys=False, path_keys=()
     if rest and not rest[0].startswith("-"):
         rest[0] = str(resolve_path(rest[0], [recipe_dir]))
     hparams_file, run_opts, cli = sb.parse_arguments(rest)
+    hparams_file, variant = resolve_variant(hparams_file)
+    # progress bars only on a terminal: in a log file they are runs of
+    # carriage returns (--noprogressbar=False forces them back)
+    if "noprogressbar" not in run_opts.overridden_args and not sys.stderr.isatty():
+        run_opts = dataclasses.replace(run_opts, noprogressbar=True,
+                                       overridden_args={*run_opts.overridden_args, "noprogressbar"})
     defaults = yaml_defaults(hparams_file)
-    overrides = {}
+    overrides = check_overrides(variant, variant, defaults, f" in {rest[0]}") if variant else {}
     known = yaml_keys(hparams_file) if skip_unknown_file_keys and files else None
     for name in files:
         values, raw = _read_overrides(name, [recipe_dir])

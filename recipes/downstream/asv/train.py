@@ -17,7 +17,7 @@ import torch
 from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.distributed import run_on_main
 
-from data_prep.common import write_csv
+from data_prep.manifests import write_csv
 from data_prep.voxceleb import prepare_voxceleb
 from speechbrain_ext.downstream import ClassificationBrain
 from speechbrain_ext.downstream.metrics import cosine_scores, equal_error_rate

@@ -1,5 +1,7 @@
-"""CTC decoding of letter outputs: greedy, and lexicon beam search with a word
-n-gram LM and a word insertion score; the grid search over both on dev.
+"""CTC decoding of letter outputs: greedy (``decoding.greedy``, words
+single-spaced), and lexicon beam search with a word n-gram LM and a word
+insertion score; the grid search over both on dev, scored by
+``metrics.error_rates``.
 
 The beam search is flashlight-text's lexicon decoder (the engine behind
 torchaudio's ``ctc_decoder``), driven directly so that the lexicon trie and
@@ -41,6 +43,8 @@ from pathlib import Path
 
 import torch
 
+from speechbrain_ext.downstream.decoding.greedy import greedy_ctc_texts
+from speechbrain_ext.downstream.metrics import error_rates
 from speechbrain_ext.downstream.vocabulary import FAIRSEQ_WORD_SEPARATOR, VocabularyError
 
 logger = logging.getLogger(__name__)
@@ -120,11 +124,11 @@ def check_lm_vocabulary(lm_words, lexicon_words, vocabulary, lm_path="the LM", m
 
 
 def greedy_decode(log_probs, lengths, vocabulary):
-    """Best path of each utterance: ``log_probs`` ``[batch, frames, tokens]``,
-    ``lengths`` ``[batch]`` frames -> list of texts (words single-spaced)."""
-    best = log_probs.argmax(dim=-1).cpu()
-    return [" ".join(vocabulary.to_words(vocabulary.decode_ctc(best[b, :int(n)])))
-            for b, n in enumerate(lengths)]
+    """Best path of each utterance (``greedy.greedy_ctc_texts``) as the LM
+    decoder writes its output, words single-spaced: ``log_probs`` ``[batch,
+    frames, tokens]``, ``lengths`` ``[batch]`` frames -> list of texts."""
+    return [" ".join(vocabulary.to_words(text))
+            for text in greedy_ctc_texts(log_probs, lengths, vocabulary)]
 
 
 class LexiconBeamSearch:
@@ -219,18 +223,6 @@ class LexiconBeamSearch:
         return texts
 
 
-def error_rates(references, hypotheses):
-    """``{"WER", "CER"}`` in percent (edits over reference words / characters,
-    spaces included in CER as in fairseq's letter error rate)."""
-    from speechbrain.utils.edit_distance import accumulatable_wer_stats
-
-    if len(references) != len(hypotheses):
-        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
-    words = accumulatable_wer_stats([r.split() for r in references], [h.split() for h in hypotheses])
-    chars = accumulatable_wer_stats([list(r) for r in references], [list(h) for h in hypotheses])
-    return {"WER": float(words["WER"]), "CER": float(chars["WER"])}
-
-
 def grid_search(decoder, log_probs, references, lm_weights, word_scores):
     """Decode ``log_probs`` (list of ``[frames, tokens]``) at every point of
     the grid; returns ``{"lm_weight", "word_score", "WER", "CER", "grid":
@@ -258,8 +250,7 @@ def decode_splits(vocabulary, splits, decoder=None, lm_weights=None, word_scores
         refs = [" ".join(vocabulary.to_words(vocabulary.normalize(r))) for r in refs]
         utterances = [log_probs[b, :int(n)] for b, n in enumerate(lengths)]
         per_utterance[name] = (utterances, refs)
-        hyps = [" ".join(vocabulary.to_words(vocabulary.decode_ctc(u.argmax(-1)))) for u in utterances]
-        results[name] = {"greedy": error_rates(refs, hyps)}
+        results[name] = {"greedy": error_rates(refs, greedy_decode(log_probs, lengths, vocabulary))}
     results["tuned"] = None
     if decoder is not None:
         if lm_weights is None or word_scores is None:
