@@ -2,16 +2,20 @@
 """Micro-scale CTC fine-tuning of a pre-trained checkpoint (by default the
 `make demo` one) and of a random initialisation of the same shape, side by
 side: CTC loss (per utterance, the batch of the first and of the last logged
-update), greedy WER / CER and WER / CER with the n-gram LM (weight and word
-insertion tuned on dev-clean, applied to test-clean), and the out-of-vocabulary
-rate of each split against the lexicon (the training transcripts' words).
+update), greedy WER / CER, WER / CER of the beam search without an LM and with
+the n-gram LM (weight and word insertion tuned on dev-clean, applied to
+test-clean), and the out-of-vocabulary rate of each split against the lexicon
+(the training transcripts' words).
 
     python benchmarks/finetune_lm.py [CHECKPOINT] [--setting ls100] [--data data/mini] \\
-        [-- --max_updates=300 ...]
+        [--seeds 1 2 3] [-- --max_updates=300 ...]
 
 Each run is ``recipes/finetune/train.py hparams/<setting>.yaml --overrides_file
 overrides/micro.yaml`` (arguments after ``--`` are passed on); results go to
 ``<out>/{pretrained,random}/wer.json`` (``--out``, default results/runs/finetune_lm).
+``--seeds 1 2 3``: each initialisation fine-tuned once per seed, in
+``<out>/<init>/seed<N>``, then the WERs as mean ± sample standard deviation
+(ddof=1) over the seeds (paper 002, Table 3: three random runs).
 """
 import argparse
 import csv
@@ -23,6 +27,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from speechbrain_ext.downstream.results import (finetune_run_records,  # noqa: E402
+                                                format_finetune_table)
 
 
 def epoch_losses(train_log):
@@ -52,22 +59,29 @@ def main(argv=None):
     parser.add_argument("--out", default="results/runs/finetune_lm")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--reuse", action="store_true", help="keep a row whose wer.json exists")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="fine-tune each initialisation once per seed; report mean ± std")
     argv = list(sys.argv[1:] if argv is None else argv)
     # everything after "--" goes to the recipe (argparse cannot give a
     # second positional list after an optional positional)
     split = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:split])
     args.extra = argv[split + 1:]
-    rows = {}
-    for label, pretrained in (("pretrained", args.checkpoint), ("random", "null")):
-        out = (REPO / args.out / label).resolve()
+    rows, folders = {}, []
+    runs = [(init, pretrained, seed) for init, pretrained in
+            (("pretrained", args.checkpoint), ("random", "null")) for seed in (args.seeds or [None])]
+    for init, pretrained, seed in runs:
+        label = init if seed is None else f"{init} s{seed}"
+        out = (REPO / args.out / init / ("" if seed is None else f"seed{seed}")).resolve()
+        folders.append(out)
         start = time.time()
         if not (args.reuse and (out / "wer.json").is_file()):
             subprocess.run([sys.executable, str(REPO / "recipes/finetune/train.py"),
                             f"hparams/{args.setting}.yaml", "--overrides_file", "overrides/micro.yaml",
                             f"--pretrained={pretrained}", f"--data_folder={args.data}/LibriSpeech",
                             f"--librilight_folder={args.data}/librispeech_finetuning",
-                            f"--output_folder={out}", f"--device={args.device}", *args.extra],
+                            f"--output_folder={out}", f"--device={args.device}",
+                            *([] if seed is None else [f"--seed={seed}"]), *args.extra],
                            check=True, cwd=REPO)
         losses = epoch_losses(out / "train_log.txt")
         results = json.loads((out / "wer.json").read_text())
@@ -78,23 +92,31 @@ def main(argv=None):
                        "dev_loss": (losses[0][1], losses[-1][1]),
                        "oov": oov_rates(out / "prep", train_csv, [s for s in results if "-" in s]),
                        **results}
-    splits = [s for s, v in rows["random"].items() if isinstance(v, dict) and "greedy" in v]
+    last = rows[label]
+    splits = [s for s, v in last.items() if isinstance(v, dict) and "greedy" in v]
     print(f"\nmicro CTC fine-tuning ({args.setting}), pre-trained = {args.checkpoint}; CTC loss per "
           "utterance first -> last epoch; WER / CER in % of the best dev checkpoint (update)")
-    header = f"{'init':10} {'minutes':>7} {'train loss':>13} {'dev loss':>13} {'update':>6}"
+    header = f"{'init':13} {'minutes':>7} {'train loss':>13} {'dev loss':>13} {'update':>6}"
     for split in splits:
-        header += f" | {split + ' greedy':>18} {split + ' LM':>15}"
-    print(header + " | LM weight, word score (tuned on " + rows["random"]["tuned"]["split"] + ")")
+        header += f" | {split + ' greedy':>18} {split + ' beam':>15} {split + ' LM':>15}"
+    tuned_on = (last["tuned"] or {}).get("split")
+    print(header + f" | LM weight, word score (tuned on {tuned_on})")
+    nan = {"WER": float("nan"), "CER": float("nan")}
     for label, r in rows.items():
-        line = (f"{label:10} {r['minutes']:7.1f} {r['train_loss'][0]:6.0f}->{r['train_loss'][1]:5.0f} "
+        line = (f"{label:13} {r['minutes']:7.1f} {r['train_loss'][0]:6.0f}->{r['train_loss'][1]:5.0f} "
                 f"{r['dev_loss'][0]:6.0f}->{r['dev_loss'][1]:5.0f} {r['updates']:6d}")
         for split in splits:
-            greedy, lm = r[split]["greedy"], r[split].get("lm", {"WER": float("nan"), "CER": float("nan")})
-            line += f" | {greedy['WER']:8.1f} / {greedy['CER']:6.1f}  {lm['WER']:6.1f} / {lm['CER']:5.1f}"
+            greedy, beam, lm = (r[split].get(k, nan) for k in ("greedy", "beam_no_lm", "lm"))
+            line += (f" | {greedy['WER']:8.1f} / {greedy['CER']:6.1f}  {beam['WER']:6.1f} / "
+                     f"{beam['CER']:5.1f}  {lm['WER']:6.1f} / {lm['CER']:5.1f}")
         tuned = r["tuned"] or {}
         print(line + f" | {tuned.get('lm_weight')}, {tuned.get('word_score')}")
     print("OOV rate of the lexicon (training words): "
-          + ", ".join(f"{s} {v:.1f} %" for s, v in rows["random"]["oov"].items()))
+          + ", ".join(f"{s} {v:.1f} %" for s, v in last["oov"].items()))
+    if args.seeds:
+        records = [r for folder in folders for r in finetune_run_records(folder)]
+        print(f"\nWER over seeds {' '.join(map(str, args.seeds))}: mean ± sample std (ddof=1)")
+        print(format_finetune_table(records, metric="WER", digits=1))
     return rows
 
 

@@ -17,4 +17,20 @@ Every preparation is built from the same pieces:
   drives these for a corpus module, which supplies only how to read its
   metadata.
 * :mod:`data_prep.cli` -- the command line they share.
+
+Paper 002 Table 5's transfer corpora (letter CTC, ``train-10h`` subsets):
+
+* :mod:`data_prep.tedlium3` -- TED-LIUM 3 (legacy ``.sph`` + ``.stm``): one
+  row per STM segment of a talk (``start``/``stop`` and a ``read_piece``
+  ``segments`` string); also the helpers the three share (letter
+  normalisation, SPHERE header check, whole-unit subset selection).
+* :mod:`data_prep.voxpopuli` -- VoxPopuli transcribed data (one ``.ogg`` per
+  utterance, ``asr_*.tsv``).
+* :mod:`data_prep.fisher_swbd` -- Fisher + Switchboard-1: each side of a
+  two-channel 8 kHz conversation converted to a 16 kHz mono FLAC, rows are
+  segments of it.
+
+:mod:`data_prep.length_distributions` draws the downstream datasets'
+utterance-length distributions from prepared manifests (paper 003, Fig. 1
+below; the upper panel is :mod:`data_prep.length_splits`).
 """

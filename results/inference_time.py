@@ -5,6 +5,7 @@ plus FLOPs per second of audio.
 
     python results/inference_time.py                          # paper sizes, 3 utterances
     python results/inference_time.py --utterances 3 --repeats 2 --models w2v2_base sewd_mid
+    python results/inference_time.py --table6                # paper 002 Table 6's rows
     python results/inference_time.py --device cuda            # where a GPU is available
 
 Utterances: the first ``--utterances`` files (sorted by path) of LibriSpeech
@@ -13,13 +14,19 @@ synthetic corpus); without that folder, fixed random audio of LibriSpeech-like
 lengths (4 to 16 s, seed 0). Every model sees the same utterances, one at a
 time (batch 1, as paper 002 times inference), in fp32, in inference mode.
 
+``--models`` takes any name of the zoo (``python -m speechbrain_ext.models``
+lists them; a wrong one is an error naming the nearest); ``--table6`` times
+the backbones of Table 6's rows instead (rows 6 and 7 share one, ``sew_tiny``:
+they differ in the pre-training heads only).
+
 Models are randomly initialised (speed does not depend on the weights) and
 all live in one process. Each repeat runs every utterance through every
 model, models interleaved and their order rotated each repeat, after one
 untimed warm-up pass each; a model's time per utterance is the median over
 repeats, averaged over utterances. Ratios are paired: per repeat, the model's
-total time over w2v2_base's in the same repeat, median over repeats, so a slow
-phase of a shared machine hits both sides of a ratio alike.
+total time over the reference's (``--reference``, default w2v2_base) in the
+same repeat, median over repeats, so a slow phase of a shared machine hits
+both sides of a ratio alike.
 
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` (matrix
 products, convolutions, attention; not element-wise ops, norms or gathers)
@@ -40,7 +47,7 @@ sys.path.insert(0, str(REPO))
 
 from speechbrain_ext.models.registry import build_backbone  # noqa: E402
 from speechbrain_ext.models.registry import count_parameters  # noqa: E402
-from speechbrain_ext.models.zoo import ZOO, zoo_config
+from speechbrain_ext.models.zoo import TABLE6, ZOO, zoo_config  # noqa: E402
 
 SAMPLE_RATE = 16000
 PAPER_MODELS = [n for n in ZOO if not n.endswith("_micro")]
@@ -85,18 +92,33 @@ def synchronise(device):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=PAPER_MODELS, choices=list(ZOO))
-    # defaults: about 8 min for all paper-size models on 2 quiet CPU cores
+    parser.add_argument("--models", nargs="+", default=PAPER_MODELS, metavar="ZOO_NAME",
+                        help="zoo names (default: every paper-size model)")
+    parser.add_argument("--table6", action="store_true",
+                        help="time the backbones of paper 002's Table 6 rows instead of --models")
+    parser.add_argument("--reference", default=REFERENCE, metavar="ZOO_NAME",
+                        help=f"the model ratios are taken to (default {REFERENCE})")
+    # defaults: about 8 min for the Tables 1 / 2 / 4 models on 2 quiet CPU cores (the Table 6
+    # rows, also paper-size, add a few minutes)
     parser.add_argument("--utterances", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--data_folder", default=str(REPO / "data" / "mini" / "LibriSpeech"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     args = parser.parse_args(argv)
+    if args.table6:
+        args.models = list(dict.fromkeys(TABLE6.values()))
+    for name in [args.reference] + args.models:
+        try:
+            zoo_config(name)
+        except ValueError as err:
+            parser.error(str(err))
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    models = list(dict.fromkeys([REFERENCE] + args.models))  # the reference always runs
+    reference = args.reference
+    models = list(dict.fromkeys([reference] + args.models))  # the reference always runs
+    width = max(16, *(len(name) for name in models))
     waves, source = load_utterances(args.data_folder, args.utterances)
     audio_seconds = sum(len(w) for w in waves) / SAMPLE_RATE
     print(f"# {source}, {audio_seconds:.1f} s of audio; device {device} "
@@ -126,13 +148,14 @@ def main(argv=None):
                     total += elapsed
                 totals[name].append(total)
 
-    print(f"{'model':<16} {'params(M)':>9} {'s/utt':>8} {'ratio':>6} {'speed-up':>8} {'GFLOPs/s audio':>15}")
+    print(f"{'model':<{width}} {'params(M)':>9} {'s/utt':>8} {'ratio':>6} {'speed-up':>8} "
+          f"{'GFLOPs/s audio':>15}")
     for name in models:
         per_utt = statistics.mean(statistics.median(t) for t in times[name])
-        ratio = statistics.median(a / b for a, b in zip(totals[name], totals[REFERENCE]))
-        print(f"{name:<16} {count_parameters(zoo_config(name)) / 1e6:9.1f} {per_utt:8.3f} "
+        ratio = statistics.median(a / b for a, b in zip(totals[name], totals[reference]))
+        print(f"{name:<{width}} {count_parameters(zoo_config(name)) / 1e6:9.1f} {per_utt:8.3f} "
               f"{ratio:6.2f} {1 / ratio:7.2f}x {flops[name] / 1e9:15.1f}")
-    print(f"# ratio: time / {REFERENCE}'s time (paired per repeat, median); "
+    print(f"# ratio: time / {reference}'s time (paired per repeat, median); "
           "speed-up = 1 / ratio; FLOPs counted on the first utterance")
     return 0
 

@@ -216,6 +216,15 @@ def test_validation_between_epochs_keeps_the_checkpoints_asked_for(tmp_path):
     # a kept checkpoint loads as a backbone
     kept = next(c for c in (out / "save").glob("CKPT+*") if "update: 3" in (c / "CKPT.yaml").read_text())
     assert load_backbone(kept).config.dim == 32
+    # the backbone file records the run's audio and device hours, which the
+    # downstream results records carry as pretrain_hours / pretrain_cpu_hours
+    from speechbrain_ext.downstream.results import pretraining_device_hours, pretraining_hours
+    from speechbrain_ext.interop.loading import backbone_metadata
+
+    metadata = backbone_metadata(kept)
+    assert metadata["updates"] == 3 and metadata["hours_seen"] == pytest.approx(metas[3]["hours_seen"])
+    assert pretraining_device_hours(kept) == {"cpu_hours": pytest.approx(metas[3]["cpu_hours"], rel=0.05)}
+    assert pretraining_hours(out / "save") == pytest.approx(metas[7]["hours_seen"])
 
 
 def test_whole_utterance_pretraining(tmp_path):

@@ -1,8 +1,10 @@
 """Synthetic corpora in the real datasets' on-disk layouts.
 
 ``python -m data_prep.synthetic --out data/mini --seed 0`` writes every
-corpus below (see ``CORPORA``); each is deterministic for a seed and is
-skipped when it is already complete with the same options.
+corpus of ``DEFAULT_CORPORA`` (``CORPORA`` but the ``ON_REQUEST`` transfer
+corpora of paper 002, which ``--only tedlium3 voxpopuli_en fisher_swbd``
+builds); each is deterministic for a seed and is skipped when it is already
+complete with the same options.
 """
 import importlib
 
@@ -18,7 +20,14 @@ CORPORA = {
     "voxceleb1": ("voxceleb", "VoxCeleb1", "build"),
     "fluent_speech_commands": ("fluent_speech", "fluent_speech_commands_dataset", "build"),
     "common_voice_zh": ("common_voice", "cv-corpus-zh-CN", "build"),
+    # paper 002 Table 5's transfer corpora: built on request only (``--only``)
+    "tedlium3": ("tedlium3", "TEDLIUM_release-3", "build"),
+    "voxpopuli_en": ("voxpopuli", "voxpopuli", "build"),
+    "fisher_swbd": ("fisher_swbd", "fisher_swbd", "build"),
 }
+# what ``corpora=None`` (``make data``, the tests' ``mini_corpus``) builds
+ON_REQUEST = ("tedlium3", "voxpopuli_en", "fisher_swbd")
+DEFAULT_CORPORA = tuple(k for k in CORPORA if k not in ON_REQUEST)
 SIZE_PRESETS = ("tiny", "mini")
 
 
@@ -28,12 +37,12 @@ def corpus_module(key):
 
 def generate(out, seed=0, size="mini", corpora=None, hours_librispeech=None,
              jobs=None, log=print):
-    """Generate ``corpora`` (default: all) under ``out``.
+    """Generate ``corpora`` (default: ``DEFAULT_CORPORA``) under ``out``.
 
     Returns ``{key: marker dict}`` with each corpus's statistics."""
     if size not in SIZE_PRESETS:
         raise ValueError(f"unknown size {size!r}; expected one of {SIZE_PRESETS}")
-    keys = list(CORPORA) if corpora is None else list(corpora)
+    keys = list(DEFAULT_CORPORA) if corpora is None else list(corpora)
     unknown = [k for k in keys if k not in CORPORA]
     if unknown:
         raise ValueError(f"unknown corpus {unknown}; expected some of {list(CORPORA)}")
@@ -55,4 +64,4 @@ def generate(out, seed=0, size="mini", corpora=None, hours_librispeech=None,
     return results
 
 
-__all__ = ["CORPORA", "CorpusFolderError", "generate"]
+__all__ = ["CORPORA", "DEFAULT_CORPORA", "ON_REQUEST", "CorpusFolderError", "generate"]

@@ -4,7 +4,7 @@ import json
 import sys
 import time
 
-from . import CORPORA, SIZE_PRESETS, CorpusFolderError, generate
+from . import CORPORA, ON_REQUEST, SIZE_PRESETS, CorpusFolderError, generate
 from .espeak import UnknownVoiceError
 
 
@@ -18,7 +18,8 @@ def main(argv=None):
     parser.add_argument("--hours-librispeech", type=float, default=None,
                         help="scale train-clean-100 to about this many hours")
     parser.add_argument("--only", nargs="+", choices=list(CORPORA), default=None,
-                        help="generate only these corpora")
+                        help="generate only these corpora (default: all but "
+                             f"{' '.join(ON_REQUEST)}, built only when named here)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="worker processes (default: all cores)")
     args = parser.parse_args(argv)

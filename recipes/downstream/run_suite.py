@@ -16,8 +16,17 @@ tasks also get ``overrides/micro_suite.yaml``: all the synthetic data, 10
 epochs, with the feature cache). Arguments after ``--``
 go to every recipe (e.g. ``-- --batch_size 16``). A task whose recipe fails
 is reported and the suite goes on; the exit status is 1 if any failed.
+
+``--seeds 1 2 3`` runs every task once per seed (paper 002: three random
+runs), each in its own ``<output_root>/seed<N>`` (the manifests of
+``<output_root>/prep`` shared through a link, the records appended to
+``<output_root>/results.jsonl`` with their seed), and prints each cell as
+``mean ± std (n=3)`` over those seeds (sample standard deviation, ddof=1;
+``speechbrain_ext.downstream.results.aggregate_over_seeds``). Without it
+each task runs once with its YAML's seed.
 """
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -73,8 +82,15 @@ def parse(argv):
                              "features here (default with --micro: <output_root>/feature_cache; "
                              "at paper scale about 1 MB per second of audio for a base model, "
                              "so off unless given)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="run every task once per seed (own output folder each) and report "
+                             "mean ± sample std over them")
     parser.add_argument("--python", default=sys.executable)
     args = parser.parse_args(argv)
+    if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds: repeated seed in {args.seeds}")
+    if args.seeds is not None and any(a == "--seed" or a.startswith("--seed=") for a in passthrough):
+        parser.error("give the seeds with --seeds, not --seed after --")
     if not (args.frozen or args.unfrozen):
         parser.error("give --frozen and/or --unfrozen")
     if args.paper001:
@@ -82,7 +98,21 @@ def parse(argv):
     return args, passthrough
 
 
-def command(args, task, freeze, passthrough):
+def seed_output_root(output_root, seed):
+    """``<output_root>/seed<N>``, its ``prep`` a link to ``<output_root>/prep``
+    (the manifests do not depend on the seed, so they are prepared once)."""
+    root = Path(output_root) / f"seed{seed}"
+    root.mkdir(parents=True, exist_ok=True)
+    (Path(output_root) / "prep").mkdir(parents=True, exist_ok=True)
+    if not (root / "prep").exists() and not (root / "prep").is_symlink():
+        os.symlink(os.path.join("..", "prep"), root / "prep", target_is_directory=True)
+    return root
+
+
+def command(args, task, freeze, passthrough, seed=None):
+    """The command line of one task; with ``seed``, run in
+    ``<output_root>/seed<N>`` (:func:`seed_output_root`) with that seed,
+    appending to ``<output_root>/results.jsonl``."""
     folder, yaml_name, extra, sequence = SUITE[task]
     cmd = [args.python, str(HERE / folder / "train.py"), str(HERE / folder / "hparams" / yaml_name),
            "--backbone", str(args.backbone), "--freeze", str(freeze), *extra]
@@ -98,8 +128,11 @@ def command(args, task, freeze, passthrough):
     if freeze and cache and not sequence:
         cmd += ["--feature_cache", cache]
     for key in ("corpora_root", "output_root", "label"):
-        if getattr(args, key) is not None:
+        if getattr(args, key) is not None and not (seed is not None and key == "output_root"):
             cmd += [f"--{key}", str(getattr(args, key))]
+    if seed is not None:
+        cmd += ["--seed", str(seed), "--output_root", str(seed_output_root(args.output_root, seed)),
+                "--results_file", str(Path(args.output_root) / "results.jsonl")]
     if args.random_init:
         cmd += ["--random_init", "True"]
     if args.label is None:
@@ -115,17 +148,19 @@ def main(argv=None):
     label = args.label or ("random:" if args.random_init else "") + str(args.backbone)
     modes = [m for m, on in ((True, args.frozen), (False, args.unfrozen)) if on]
     failed, timings, start = [], {}, time.time()
-    for task in args.tasks:
+    seeds = args.seeds or [None]
+    for task, seed in ((t, s) for t in args.tasks for s in seeds):
         folder, yaml_name, _, _ = SUITE[task]
         for freeze in modes:
-            name = f"{task} ({'frozen' if freeze else 'unfrozen'})"
+            name = f"{task} ({'frozen' if freeze else 'unfrozen'}" + \
+                (f", seed {seed})" if seed is not None else ")")
             if not (HERE / folder / "train.py").is_file() or \
                     not (HERE / folder / "hparams" / yaml_name).is_file():
                 print(f"== {name}: no recipe {folder}/train.py + hparams/{yaml_name}; skipped",
                       flush=True)
                 failed.append(name)
                 continue
-            cmd = command(args, task, freeze, passthrough)
+            cmd = command(args, task, freeze, passthrough, seed)
             print(f"== {name}: {' '.join(cmd)}", flush=True)
             task_start = time.time()
             code = subprocess.call(cmd)
@@ -137,9 +172,13 @@ def main(argv=None):
     results = output_root / "results.jsonl"
     records = [r for r in read_results(results) if r.get("label") == label] \
         if results.is_file() else []
+    if args.seeds:
+        records = [r for r in records if r.get("seed") in args.seeds]
     print(f"\nSuite on {label} ({', '.join('frozen' if m else 'unfrozen' for m in modes)}), "
-          f"{total:.0f} s:")
-    print(format_table(records, tasks=[t for t in TASKS if t in args.tasks]))
+          f"{total:.0f} s" + (f", seeds {' '.join(map(str, args.seeds))} "
+                             "(mean ± sample std, ddof=1)" if args.seeds else "") + ":")
+    print(format_table(records, tasks=[t for t in TASKS if t in args.tasks],
+                       aggregate_seeds=bool(args.seeds)))
     print("\nper task: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
     if failed:
         print(f"failed or missing: {', '.join(failed)}")

@@ -14,8 +14,11 @@ reads (our checkpoints, HF folders, fairseq ``.pt``); ``--pretrained=null``
 fine-tunes a random initialisation. Without ``lm_path`` an
 interpolated Kneser-Ney LM of ``lm_order`` is built from the training
 transcripts (for corpora without a published LM). The error rates of every
-evaluation split, greedy and with the LM (weight and word insertion tuned on
-``tune_split``), go to ``<output_folder>/wer.json``.
+evaluation split, greedy, beam search without an LM (``no_lm_beam_size``,
+key ``beam_no_lm``) and with the LM (weight and word insertion tuned on
+``tune_split``), go to ``<output_folder>/wer.json``, with the run's
+``setting`` and ``seed`` (``recipes/finetune/aggregate.py`` reports mean and
+standard deviation over seeds).
 """
 import json
 import logging
@@ -31,14 +34,15 @@ from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from data_prep.librilight import prepare_librilight
 from data_prep.librispeech import expand_splits, prepare_librispeech
-from speechbrain_ext.downstream.decoding.lm_decoding import (LexiconBeamSearch, decode_splits,
-                                                             greedy_decode)
+from speechbrain_ext.downstream.decoding.lm_decoding import (CTCBeamSearch, LexiconBeamSearch,
+                                                             decode_splits, greedy_decode)
 from speechbrain_ext.downstream.decoding.ngram import build_kneser_ney, write_arpa
 from speechbrain_ext.downstream.finetune import check_vocabulary
 from speechbrain_ext.downstream.metrics import error_rates
 from speechbrain_ext.io.data import DATA_ROOT_KEY, DataPreparationError
 from speechbrain_ext.training.batching import DurationBatchSampler
 from speechbrain_ext.training.distributed import unwrap
+from speechbrain_ext.training.random_streams import process_rank, seed_all, stream_seed
 from speechbrain_ext.training.recipe_cli import parse_arguments, resolve_path
 from speechbrain_ext.training.schedules import set_learning_rate
 
@@ -69,6 +73,15 @@ class FineTuneBrain(sb.core.Brain):
         super().on_fit_start()  # recovers the latest checkpoint, if any
         unwrap(self.modules.model).set_num_updates(self.optimizer_step)
         set_learning_rate(self.optimizer, self.lr_schedule(self.optimizer_step))
+
+    def fit_batch(self, batch):
+        # the training masks (time and channel), dropout and LayerDrop draw
+        # from torch's global generator: reseeded per batch from (seed, rank,
+        # epoch, batch), as in the pre-training recipe, so that a resumed
+        # run draws what the uninterrupted one drew
+        seed_all(stream_seed(self.hparams.seed, process_rank(), "train",
+                             self.hparams.epoch_counter.current, self.step))
+        return super().fit_batch(batch)
 
     def compute_forward(self, batch, stage):
         batch = batch.to(self.device)
@@ -264,15 +277,25 @@ def main(argv=None):
         words = {w for text in train_texts for w in vocabulary.to_words(vocabulary.normalize(text))}
         decoder = LexiconBeamSearch(vocabulary, words, lm_path=lm_path, beam_size=hparams["beam_size"],
                                     beam_threshold=hparams["beam_threshold"])
+    # lexicon-free beam search without an LM (paper 000: beam 50 with and
+    # without the LM); no_lm_beam_size: null skips it
+    no_lm_beam = hparams.get("no_lm_beam_size", 50)
+    beam_decoder = CTCBeamSearch(vocabulary, beam_size=no_lm_beam,
+                                 beam_threshold=hparams["beam_threshold"]) if no_lm_beam else None
     results = decode_splits(vocabulary, {valid_split: splits[valid_split], **splits}, decoder,
-                            hparams["lm_weights"], hparams["word_scores"], tune_on=valid_split)
+                            hparams["lm_weights"], hparams["word_scores"], tune_on=valid_split,
+                            beam_decoder=beam_decoder)
     if results["tuned"] is not None:
         results["tuned"].pop("grid")
-    results.update(updates=brain.optimizer_step, pretrained=str(hparams["pretrained"]))
+    # setting and seed identify the run: recipes/finetune/aggregate.py averages
+    # the wer.json of runs that differ only by seed
+    results.update(updates=brain.optimizer_step, pretrained=str(hparams["pretrained"]),
+                   setting=hparams.get("setting"), seed=hparams.get("seed"))
     if if_main_process():
         path = Path(hparams["output_folder"]) / "wer.json"
         path.write_text(json.dumps(results, indent=1))
-        logger.info(f"error rates (greedy / LM) written to {path}: {json.dumps(results)}")
+        logger.info(f"error rates (greedy / beam without LM / LM) written to {path}: "
+                    f"{json.dumps(results)}")
     return brain, results
 
 

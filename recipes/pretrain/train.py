@@ -435,7 +435,8 @@ def main(argv=None):
 
     hparams["checkpointer"].add_recoverable(
         "backbone", BackboneSaver(lambda: unwrap(brain.modules.model).backbone,
-                                  hparams["audio_counter"], lambda: brain.optimizer_step))
+                                  hparams["audio_counter"], lambda: brain.optimizer_step,
+                                  lambda: brain.device_hours()))
     brain = PretrainBrain(modules={"model": model}, opt_class=hparams["opt_class"],
                           hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])
     start = time.time()

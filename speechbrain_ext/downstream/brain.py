@@ -47,7 +47,8 @@ import torch
 from speechbrain.nnet.schedulers import update_learning_rate
 from speechbrain.utils.distributed import if_main_process
 
-from speechbrain_ext.downstream.results import append_result, higher_is_better, pretraining_hours
+from speechbrain_ext.downstream.results import (append_result, higher_is_better,
+                                                pretraining_device_hours, pretraining_hours)
 from speechbrain_ext.training.distributed import unwrap
 
 logger = logging.getLogger(__name__)
@@ -231,8 +232,10 @@ class DownstreamBrain(sb.Brain):
             results_file, task=self.hparams.task, metric=metric, value=value, split=split,
             backbone=("random:" if self.upstream.random_init else "") + backbone,
             label=getattr(self.hparams, "label", None), frozen=self.upstream.freeze,
-            steps=self.optimizer_step,
+            steps=self.optimizer_step, seed=getattr(self.hparams, "seed", None),
             pretrain_hours=None if self.upstream.random_init else pretraining_hours(backbone),
+            **{f"pretrain_{k}": v for k, v in ({} if self.upstream.random_init
+                                               else pretraining_device_hours(backbone)).items()},
             **extra)
 
     def evaluate_best(self, test_set, split="test", loader_kwargs=None):

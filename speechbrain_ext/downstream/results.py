@@ -5,8 +5,23 @@ A record holds ``task``, ``metric``, ``value`` (percent), ``split``,
 ``backbone`` (the checkpoint), ``label`` (the table's row name), ``frozen``,
 ``steps`` (downstream optimizer steps), ``pretrain_hours`` (hours of audio
 the backbone's pre-training saw, stored with the backbone
-(``pretraining_hours``); None when unknown, e.g. an HF folder) and ``time``
-(UTC, ISO 8601).
+(``pretraining_hours``); None when unknown, e.g. an HF folder), ``seed``
+(the run's YAML ``seed``; None, or absent in records written before it was
+stored, when unknown) and ``time`` (UTC, ISO 8601), plus task extras (e.g.
+ER's per-fold ``folds``, ASV's ``trials``).
+
+Seeds (paper 002, Tables 3 and 5: mean and standard deviation over three
+fine-tuning runs): :func:`aggregate_over_seeds` groups the records that
+differ only by seed and by what a run measures (``OUTCOME_FIELDS``: value,
+time, steps, per-fold values), the latest record of each seed counting;
+``format_table(..., aggregate_seeds=True)`` writes ``mean ± std (n=3)``, the
+standard deviation being the sample one (``ddof=1``, as ``statistics.stdev``)
+and a single seed printed as a plain value. Records without a seed are never
+merged with seeded ones. The same for the fine-tuning recipe's ``wer.json``
+files (:func:`finetune_run_records`, :func:`format_finetune_table`,
+``recipes/finetune/aggregate.py``).
+
+    python -m speechbrain_ext.downstream.results results/downstream/results.jsonl --seeds
 
 Example
 -------
@@ -20,9 +35,22 @@ Example
 |  | Acc ↑ | Acc ↑ | EER ↓ | EER ↓ |
 |---|---|---|---|---|
 | ckpt | 91.50 | 97.25 | - | - |
+>>> for seed, value in ((1, 96.0), (2, 97.0), (3, 98.5)):
+...     _ = append_result(path, task="kws12", metric="acc", value=value, split="test",
+...                       backbone="ckpt", frozen=False, steps=10, seed=seed)
+>>> print(format_table(read_results(path), tasks=("kws12",), aggregate_seeds=True))
+| model | KWS (12) Froz. | KWS (12) Unfroz. |
+|  | Acc ↑ | Acc ↑ |
+|---|---|---|
+| ckpt | 91.50 | 97.17 ± 1.26 (n=3) |
 """
+import argparse
+import hashlib
 import json
 import math
+import re
+import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -47,6 +75,10 @@ TABLE1_TASKS = ("kws12", "kws35", "sf", "er", "sid", "asv", "asr")
 PAPER001_TASKS = ("pr", "asr", "asr_zh", "asv", "er", "ic")
 METRIC_TITLES = {"acc": "Acc", "eer": "EER", "wer": "WER", "cer": "CER", "per": "PER"}
 REQUIRED_FIELDS = ("task", "metric", "value", "split", "backbone", "frozen")
+# what a run measures, which may differ between seeds of one setting; every
+# other field (task, metric, split, backbone, label, frozen, pretrain_hours,
+# extras such as ASV's trials) must be equal for records to be aggregated
+OUTCOME_FIELDS = ("value", "seed", "time", "steps", "folds")
 AUDIO_COUNTER_FILE = "audio_counter.ckpt"
 
 
@@ -81,6 +113,17 @@ def pretraining_hours(source):
     return _audio_counter_hours(source)
 
 
+def pretraining_device_hours(source):
+    """``{"gpu_hours": h}`` (or ``cpu_hours``) of the pre-training run that
+    wrote ``source``, as its backbone file records them; ``{}`` when unknown
+    (HF folders, fairseq files, checkpoints written before they were stored)."""
+    try:
+        metadata = backbone_metadata(source)
+    except CheckpointError:
+        return {}
+    return {k: float(v) for k, v in metadata.items() if k in ("gpu_hours", "cpu_hours")}
+
+
 def _audio_counter_hours(source):
     """The hours of the ``audio_counter.ckpt`` of the checkpoint holding
     ``source`` (a ``backbone.ckpt`` or a ``CKPT+*`` folder), or of the newest
@@ -100,10 +143,12 @@ def _audio_counter_hours(source):
 
 
 def append_result(path, task, metric, value, split, backbone, frozen, steps=None,
-                  pretrain_hours=None, label=None, **extra):
+                  pretrain_hours=None, label=None, seed=None, **extra):
     """Append one record (see the module docstring) to the JSON-lines file
     ``path``; returns the record. One ``write`` per record, so concurrent
-    runs appending to one file do not interleave lines."""
+    runs appending to one file do not interleave lines. ``seed``: the run's
+    seed (records of several seeds are aggregated by
+    :func:`aggregate_over_seeds`)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {sorted(TASKS)}")
     value = float(value)
@@ -112,6 +157,7 @@ def append_result(path, task, metric, value, split, backbone, frozen, steps=None
     record = {"task": task, "metric": metric, "value": value, "split": split,
               "backbone": str(backbone), "label": label or str(backbone), "frozen": bool(frozen),
               "steps": steps, "pretrain_hours": pretrain_hours,
+              "seed": None if seed is None else int(seed),
               "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,11 +185,82 @@ def read_results(path):
     return records
 
 
-def format_table(records, tasks=TABLE1_TASKS, split="test", digits=2):
+def mean_std(values):
+    """Mean and sample standard deviation (``ddof=1``, ``statistics.stdev``)
+    of ``values``; the deviation is None for a single value.
+
+    >>> mean_std([10.0, 12.0, 14.0])
+    (12.0, 2.0)
+    >>> mean_std([7.5])
+    (7.5, None)
+    """
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("mean_std of no values")
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def format_mean_std(mean, std=None, n=1, digits=2):
+    """``"mean ± std (n=N)"``, or the plain mean for a single run.
+
+    >>> format_mean_std(12.0, 2.0, 3), format_mean_std(7.5, None, 1)
+    ('12.00 ± 2.00 (n=3)', '7.50')
+    """
+    if n <= 1 or std is None:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f} (n={n})"
+
+
+def _identity(record, outcome_fields):
+    """The fields that must agree for records to be seeds of one setting
+    (as a hashable JSON string); a seeded record never matches an unseeded
+    one."""
+    key = {k: v for k, v in record.items() if k not in outcome_fields}
+    key["__seeded"] = record.get("seed") is not None
+    return json.dumps(key, sort_keys=True, default=str)
+
+
+def aggregate_over_seeds(records, outcome_fields=OUTCOME_FIELDS):
+    """Group ``records`` that differ only in ``outcome_fields`` (the seed,
+    the value, ...): within a group the latest record of each seed counts
+    (a re-run replaces its seed's value; records without a seed replace each
+    other). Returns one dict per group, in the order of each group's latest
+    record: its identity fields plus ``value`` (the mean), ``std`` (sample,
+    ``ddof=1``; None for one seed), ``n``, ``seeds`` and ``values`` (in seed
+    order of first appearance), and ``time`` of the latest record.
+
+    >>> rows = [{"task": "er", "value": v, "seed": s} for v, s in ((60.0, 1), (64.0, 2), (62.0, 3))]
+    >>> [(g["value"], g["std"], g["n"], g["seeds"]) for g in aggregate_over_seeds(rows)]
+    [(62.0, 2.0, 3, [1, 2, 3])]
+    """
+    groups = {}
+    for index, record in enumerate(records):
+        key = _identity(record, outcome_fields)
+        group = groups.setdefault(key, {"record": record, "by_seed": {}, "last": index})
+        group["by_seed"][record.get("seed")] = record  # the latest record of a seed wins
+        group["record"], group["last"] = record, index
+    aggregated = []
+    for group in sorted(groups.values(), key=lambda g: g["last"]):
+        seeds = list(group["by_seed"])
+        values = [float(group["by_seed"][seed]["value"]) for seed in seeds]
+        mean, std = mean_std(values)
+        entry = {k: v for k, v in group["record"].items() if k not in outcome_fields}
+        entry.update(value=mean, std=std, n=len(values), seeds=seeds, values=values,
+                     time=group["record"].get("time"))
+        aggregated.append(entry)
+    return aggregated
+
+
+def format_table(records, tasks=TABLE1_TASKS, split="test", digits=2, aggregate_seeds=False):
     """A Markdown table in paper 003 Table 1's layout: one row per backbone
     (``label``), for each task a Froz. and an Unfroz. column with the task's
-    main metric on ``split`` (the latest record wins; ``-`` where missing)."""
-    cells, rows = {}, []
+    main metric on ``split`` (the latest record wins; ``-`` where missing).
+
+    ``aggregate_seeds``: a cell holds the mean and sample standard deviation
+    over the seeds of the latest group of records that differ only by seed
+    (:func:`aggregate_over_seeds`), written ``mean ± std (n=3)``; a single
+    seed is written as a plain value."""
+    cells, rows, selected = {}, [], []
     for record in records:
         if record["split"] != split or record["task"] not in tasks:
             continue
@@ -152,14 +269,149 @@ def format_table(records, tasks=TABLE1_TASKS, split="test", digits=2):
         row = record.get("label") or record["backbone"]
         if row not in rows:
             rows.append(row)
-        cells[row, record["task"], bool(record["frozen"])] = record["value"]
+        selected.append(record)
+    for record in (aggregate_over_seeds(selected) if aggregate_seeds else selected):
+        row = record.get("label") or record["backbone"]
+        cells[row, record["task"], bool(record["frozen"])] = (
+            format_mean_std(record["value"], record["std"], record["n"], digits) if aggregate_seeds
+            else f"{record['value']:.{digits}f}")
     header = ["model"] + [f"{TASKS[t][0]} {mode}" for t in tasks for mode in ("Froz.", "Unfroz.")]
     units = [""] + [f"{METRIC_TITLES[TASKS[t][1]]} {'↑' if TASKS[t][2] else '↓'}"
                     for t in tasks for _ in range(2)]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(units) + " |",
              "|" + "---|" * len(header)]
     for row in rows:
-        values = [cells.get((row, t, frozen)) for t in tasks for frozen in (True, False)]
-        lines.append("| " + " | ".join([row] + ["-" if v is None else f"{v:.{digits}f}"
-                                                for v in values]) + " |")
+        values = [cells.get((row, t, frozen), "-") for t in tasks for frozen in (True, False)]
+        lines.append("| " + " | ".join([row] + values) + " |")
     return "\n".join(lines)
+
+
+# -- fine-tuning runs (recipes/finetune/train.py's wer.json) ------------------
+
+WER_FILE = "wer.json"
+WER_DECODINGS = ("greedy", "beam_no_lm", "lm")
+# what the runs of one setting may differ in: the seed and what it measures
+FINETUNE_OUTCOME_FIELDS = ("value", "seed", "time", "updates", "folder")
+# top-level keys of a run's hyperparams.yaml that do not make it another
+# setting: the seed, folders derived from the output folder, data locations
+RUN_CONFIG_IGNORED = ("seed", "__set_seed", "output_folder", "save_folder", "prep_folder",
+                      "train_log", "data_folder", "librilight_folder", "skip_prep", "num_workers")
+_TOP_LEVEL_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:")
+
+
+def run_config_digest(hparams_yaml, ignore=RUN_CONFIG_IGNORED):
+    """A short hash of a run's saved ``hyperparams.yaml`` (the YAML with the
+    command-line overrides and its references resolved, as SpeechBrain saves
+    it), its top-level entries in ``ignore`` and comments left out and the
+    run's output folder replaced by ``<output_folder>`` wherever it appears
+    (checkpoint and log folders): two runs with the same digest differ only
+    by seed (and paths). None when the file is missing.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for name, seed, lr in (("a", 1, 0.1), ("b", 2, 0.1), ("c", 3, 0.2)):
+    ...     _ = (folder / name).write_text(f"seed: {seed}  # the seed\\nlr: {lr}\\n"
+    ...                                    f"output_folder: x/{seed}\\nlogger:\\n  dir: x/{seed}/log\\n")
+    >>> a, b, c = (run_config_digest(folder / n) for n in "abc")
+    >>> a == b != c
+    True
+    """
+    path = Path(hparams_yaml)
+    if not path.is_file():
+        return None
+    entries, current = {}, None
+    for line in path.read_text().splitlines():
+        content = line.split(" #", 1)[0].rstrip() if not line.lstrip().startswith("#") else ""
+        if not content:
+            continue
+        match = _TOP_LEVEL_KEY.match(content)
+        if match and not line[0].isspace():
+            current = match.group(1)
+            entries[current] = [content]
+        elif current is not None:
+            entries[current].append(content)
+    output_folder = " ".join(entries.get("output_folder", ["output_folder:"]))
+    output_folder = output_folder.split(":", 1)[1].strip()
+    kept = {k: [line.replace(output_folder, "<output_folder>") if output_folder else line
+                for line in v] for k, v in entries.items() if k not in ignore}
+    return hashlib.sha1(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def finetune_run_records(folder, ignore=RUN_CONFIG_IGNORED):
+    """Records of one fine-tuning run (``folder/wer.json``, or a
+    ``wer.json`` path): one per (split, decoding, metric) with ``setting``,
+    ``pretrained``, ``config`` (:func:`run_config_digest` of the folder's
+    ``hyperparams.yaml``), ``split``, ``decoding`` (greedy, beam_no_lm, lm),
+    ``metric`` (WER, CER), ``value``, ``seed``, ``updates`` and ``folder``."""
+    path = Path(folder)
+    path = path if path.is_file() else path / WER_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (a run of recipes/finetune/train.py writes "
+                                f"{WER_FILE} when it ends)")
+    try:
+        wer = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not a JSON file ({err})") from err
+    identity = {"setting": wer.get("setting"), "pretrained": wer.get("pretrained"),
+                "config": run_config_digest(path.parent / "hyperparams.yaml", ignore)}
+    records = []
+    for split, entry in wer.items():
+        if not isinstance(entry, dict) or "greedy" not in entry:
+            continue  # "tuned", and the scalars (updates, seed, ...)
+        for decoding in WER_DECODINGS:
+            for metric, value in entry.get(decoding, {}).items():
+                records.append({**identity, "split": split, "decoding": decoding, "metric": metric,
+                                "value": float(value), "seed": wer.get("seed"),
+                                "updates": wer.get("updates"), "folder": str(path.parent)})
+    return records
+
+
+def format_finetune_table(records, metric="WER", digits=2):
+    """A Markdown table of fine-tuning runs aggregated over seeds: one row
+    per setting (setting, pretrained checkpoint, config digest), one column
+    per split and decoding, ``mean ± std (n=3)`` (sample std, ``ddof=1``)
+    or a plain value for one seed."""
+    groups = aggregate_over_seeds([r for r in records if r["metric"] == metric],
+                                  FINETUNE_OUTCOME_FIELDS)
+    columns, rows, cells = [], [], {}
+    for group in groups:
+        row = (group["setting"], group["pretrained"], group["config"])
+        column = (group["split"], group["decoding"])
+        rows += [row] if row not in rows else []
+        columns += [column] if column not in columns else []
+        cells[row, column] = format_mean_std(group["value"], group["std"], group["n"], digits)
+    names = {"greedy": "greedy", "beam_no_lm": "beam, no LM", "lm": "LM"}
+    split_order = list(dict.fromkeys(split for split, _ in columns))
+    columns = sorted(columns, key=lambda c: (split_order.index(c[0]), WER_DECODINGS.index(c[1])))
+    header = ["setting", "pretrained", "config"] + [f"{s} {names[d]} {metric}" for s, d in columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        lines.append("| " + " | ".join([str(x) for x in row] +
+                                       [cells.get((row, c), "-") for c in columns]) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """``python -m speechbrain_ext.downstream.results FILE [--seeds]``: print
+    the table of a results file (``--seeds``: mean ± std over seeds)."""
+    parser = argparse.ArgumentParser(description="Print the downstream results table of a "
+                                                 "results.jsonl file")
+    parser.add_argument("results", help="results.jsonl (recipes/downstream/*/train.py write it)")
+    parser.add_argument("--tasks", nargs="+", default=list(TABLE1_TASKS), choices=list(TASKS))
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--label", default=None, help="only the rows of this label")
+    parser.add_argument("--digits", type=int, default=2)
+    parser.add_argument("--seeds", action="store_true",
+                        help="aggregate records that differ only by seed: mean ± sample std "
+                             "(ddof=1) (n=seeds)")
+    args = parser.parse_args(argv)
+    records = read_results(args.results)
+    if args.label is not None:
+        records = [r for r in records if r.get("label") == args.label]
+    print(format_table(records, tasks=args.tasks, split=args.split, digits=args.digits,
+                       aggregate_seeds=args.seeds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

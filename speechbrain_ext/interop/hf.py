@@ -233,6 +233,9 @@ def load_hf_folder(folder):
 def export_hf_folder(model, folder):
     """Write ``model`` as an HF ``Wav2Vec2Model`` / ``SEWModel`` / ``SEWDModel`` folder."""
     folder = Path(folder)
+    if model.config.extractor_mode == "fbfe":  # HF has no filter-bank front end
+        raise CheckpointError("an FBFE (filter-bank front end) backbone has no HF equivalent; "
+                              "keep it as our backbone.ckpt")
     if isinstance(model.config, SEWConfig):
         hf_config = ours_to_hf_sew_config(model.config)
     else:

@@ -12,8 +12,10 @@ def main(argv=None):
                                      description="List the zoo: name and parameters (millions).")
     parser.add_argument("names", nargs="*", help="only these models (default: all)")
     args = parser.parse_args(argv)
-    for name in args.names or list(ZOO):
-        print(f"{name:<16} {count_parameters(zoo_config(name)) / 1e6:7.2f}")
+    names = args.names or list(ZOO)
+    width = max(len(n) for n in names)
+    for name in names:
+        print(f"{name:<{width}} {count_parameters(zoo_config(name)) / 1e6:7.2f}")
     return 0
 
 

@@ -28,6 +28,8 @@ from speechbrain.dataio.dataio import length_to_mask
 from torch import nn
 
 from speechbrain_ext.models.feature_extractor import WAV2VEC2_CONV_LAYERS, ConvFeatureExtractor
+from speechbrain_ext.models.filterbank import FilterBankFeatureExtractor
+from speechbrain_ext.models.masking import compute_channel_mask
 
 
 class DictConfig:
@@ -68,7 +70,10 @@ class BackboneConfig(DictConfig):
     """
 
     conv_layers: List[tuple] = field(default_factory=lambda: list(WAV2VEC2_CONV_LAYERS))
-    extractor_mode: str = "group_norm"  # or "layer_norm"
+    # "group_norm" / "layer_norm": the wave feature extractor (WFE) with that
+    # normalisation; "fbfe": paper 002's filter-bank front end
+    # (speechbrain_ext.models.filterbank), conv_layers then its 2D convs
+    extractor_mode: str = "group_norm"
     conv_bias: bool = False
     # fairseq's task.normalize / HF's do_normalize: each waveform scaled to
     # zero mean and unit variance over its valid samples before the CNN
@@ -313,7 +318,7 @@ def cnn_features(backbone, wav, wav_lens=None):
         samples = torch.round(wav_lens.to(wav.device).float() * wav.shape[1]).long()
     if backbone.config.normalize_waveform:
         wav = normalize_waveforms(wav, samples)
-    features = backbone.feature_extractor(wav)
+    features = backbone.feature_extractor(wav, samples)
     features = scale_gradient(features, backbone.config.feature_grad_mult if backbone.training else 1.0)
     feature_penalty = features.float().pow(2).mean()
     batch, frames = features.shape[:2]
@@ -323,6 +328,29 @@ def cnn_features(backbone, wav, wav_lens=None):
         frame_lengths = backbone.frame_lengths(samples).clamp(min=0, max=frames)
         frame_mask = length_to_mask(frame_lengths, frames, dtype=torch.bool)
     return features, frame_mask, feature_penalty
+
+
+def draw_channel_mask(x, channel_mask=None, channel_span_mask=None):
+    """The channel mask ``[B, D]`` for the encoder input ``x`` ``[B, T, D]``
+    of a backbone's forward: ``channel_mask`` as given, or one drawn by
+    ``speechbrain_ext.models.masking.compute_channel_mask`` from
+    ``channel_span_mask = (prob, length[, min_masks])`` (torch's global
+    generator of ``x``'s device); None when neither is given."""
+    if channel_span_mask is None:
+        return channel_mask
+    if channel_mask is not None:
+        raise ValueError("give channel_mask or channel_span_mask, not both")
+    return compute_channel_mask(x.shape[0], x.shape[-1], *channel_span_mask, device=x.device)
+
+
+def mask_channels(x, channel_mask):
+    """Fine-tuning's channel masking (fairseq ``mask_channel_prob``, HF
+    ``mask_feature_prob``): the channels ``channel_mask`` ``[B, D]`` marks
+    are set to zero at every frame of ``x`` ``[B, T, D]``, after the time
+    mask (fairseq's default ``mask_channel_before=False``). None: ``x``."""
+    if channel_mask is None:
+        return x
+    return x.masked_fill(channel_mask.to(x.device)[:, None, :], 0.0)
 
 
 class BackboneBase(nn.Module):
@@ -349,8 +377,12 @@ class BackboneBase(nn.Module):
         elif isinstance(config, dict):
             config = self.config_class.from_dict(config)
         self.config = config
-        self.feature_extractor = ConvFeatureExtractor(
-            config.conv_layers, config.extractor_mode, config.conv_bias)
+        if config.extractor_mode == "fbfe":
+            self.feature_extractor = FilterBankFeatureExtractor(
+                config.conv_layers, config.dim, config.conv_bias)
+        else:
+            self.feature_extractor = ConvFeatureExtractor(
+                config.conv_layers, config.extractor_mode, config.conv_bias)
 
     def reset_parameters(self):
         """fairseq's initialisation (HF's is the same): Kaiming-normal CNN

@@ -69,7 +69,8 @@ class ConvFeatureExtractor(nn.Module):
     def __init__(self, conv_layers=WAV2VEC2_CONV_LAYERS, mode="group_norm", conv_bias=False):
         super().__init__()
         if mode not in ("group_norm", "layer_norm"):
-            raise ValueError(f"extractor mode must be 'group_norm' or 'layer_norm', got {mode!r}")
+            raise ValueError(f"extractor mode must be 'group_norm' or 'layer_norm' (or 'fbfe', the "
+                             f"filter-bank front end of speechbrain_ext.models.filterbank), got {mode!r}")
         self.conv_layers = nn.ModuleList()
         in_channels = 1
         for i, (channels, kernel, stride) in enumerate(conv_layers):
@@ -86,8 +87,10 @@ class ConvFeatureExtractor(nn.Module):
             length = torch.div(length - kernel, stride, rounding_mode="floor") + 1
         return length
 
-    def forward(self, wav):
-        """``[batch, samples]`` -> ``[batch, frames, channels]``."""
+    def forward(self, wav, samples=None):
+        """``[batch, samples]`` -> ``[batch, frames, channels]``. ``samples``
+        (valid lengths) is not used: the interface of the filter-bank front
+        end, whose normalisation needs them."""
         x = wav.unsqueeze(1)
         for block in self.conv_layers:
             x = block(x)

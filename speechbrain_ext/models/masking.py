@@ -1,9 +1,12 @@
-"""Span masking of latent frames for masked-prediction pre-training.
+"""Span masking of latent frames (and of feature channels) for masked
+prediction pre-training and fine-tuning.
 
 :func:`compute_span_mask` draws the time mask of wav2vec 2.0 with the semantics
 of fairseq's ``compute_mask_indices`` (static span lengths, overlapping spans
 allowed), computed per utterance on its *unpadded* length and fully vectorised
-over the batch.
+over the batch. :func:`compute_channel_mask` draws fine-tuning's channel
+mask (fairseq ``mask_channel_prob``) with the same rule along the feature
+axis.
 
 Per utterance of ``n`` valid frames (``p = mask_prob``, ``L = mask_length``):
 
@@ -125,3 +128,57 @@ def compute_span_mask(
     covered = (started - before) > 0
     frames = torch.arange(max_len, device=device)
     return covered[:, :max_len] & (frames < lengths[:, None])
+
+
+def compute_channel_mask(
+    batch, channels, mask_prob, mask_length, min_masks=0, generator=None, device=None
+):
+    """Draws a channel (feature-dimension) mask per utterance; ``True``
+    marks a channel that is zeroed at every frame of that utterance.
+
+    fairseq's ``mask_channel_prob`` / ``mask_channel_length`` (wav2vec2
+    fine-tuning, HF's ``mask_feature_prob`` / ``mask_feature_length``): the
+    span masking of :func:`compute_span_mask` along the ``channels`` axis
+    of the projected CNN features, every row of full length (channels have
+    no padding). Per utterance ``num_mask = max(min_masks, floor(p * C / L
+    + u))`` spans of ``L`` channels start at a uniform subset of ``range(C -
+    L)``; spans may overlap. At fairseq's fine-tuning values (``p = 0.5``,
+    ``L = 64``, ``C = 768``) that is 6 spans, about 43 % of the channels.
+
+    Differences from fairseq, on purpose (as for the time mask): no
+    ``require_same_masks`` thinning to the batch minimum, and ``u`` is drawn
+    per utterance where fairseq draws one for the whole batch (the same
+    count whenever ``p * C / L`` is an integer, as at 768 and 512 channels
+    with fairseq's values).
+
+    Arguments
+    ---------
+    batch : int
+        Utterances.
+    channels : int
+        Width ``C`` of the masked features.
+    mask_prob, mask_length, min_masks : float, int, int
+        As :func:`compute_span_mask`, along channels (fairseq uses
+        ``min_masks=0`` for channels).
+    generator : torch.Generator, optional
+        Source of randomness; None: torch's global generator (of ``device``).
+    device : torch.device, optional
+        Where the mask is drawn and returned.
+
+    Returns
+    -------
+    torch.BoolTensor
+        ``[batch, channels]``.
+
+    Example
+    -------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> mask = compute_channel_mask(3, 768, 0.5, 64, generator=g)
+    >>> mask.shape, 64 * 1 <= int(mask[0].sum()) <= 64 * 6
+    (torch.Size([3, 768]), True)
+    """
+    if mask_length > channels:
+        raise ValueError(f"channel mask span {mask_length} is longer than the {channels} "
+                         "channels of the features it masks")
+    lengths = torch.full((int(batch),), int(channels), dtype=torch.long, device=device)
+    return compute_span_mask(lengths, int(channels), mask_prob, mask_length, min_masks, generator)

@@ -45,7 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speechbrain_ext.models.components import BackboneBase, BackboneConfig, BackboneOutput, cnn_features
+from speechbrain_ext.models.components import (BackboneBase, BackboneConfig, BackboneOutput, cnn_features,
+                                               draw_channel_mask, mask_channels)
 from speechbrain_ext.models.disentangled_attention import DisentangledTransformer
 from speechbrain_ext.models.masking import compute_span_mask
 from speechbrain_ext.models.transformer import ConvPositionalEmbedding, TransformerEncoder
@@ -253,21 +254,26 @@ class SEWBackbone(BackboneBase):
             features = self.feature_projection(features)
         return self.feature_dropout(features)
 
-    def forward(self, wav, wav_lens=None, time_mask=None, span_mask=None):
-        """As ``Wav2Vec2Backbone.forward``; masking happens at the CNN frame
-        rate, before the squeeze. Returns a ``BackboneOutput``."""
+    def forward(self, wav, wav_lens=None, time_mask=None, span_mask=None, channel_mask=None,
+                channel_span_mask=None):
+        """As ``Wav2Vec2Backbone.forward``; masking (time, then channels)
+        happens at the CNN frame rate, before the squeeze. Returns a
+        ``BackboneOutput``."""
         features, frame_mask, penalty = self.extract_features(wav, wav_lens)
         if span_mask is not None:
             time_mask = compute_span_mask(frame_mask.sum(dim=1), features.shape[1], *span_mask)
         x = self.project(features)
+        channel_mask = draw_channel_mask(x, channel_mask, channel_span_mask)
         if time_mask is not None:
             x = torch.where(time_mask[..., None], self.masked_spec_embed.to(x.dtype), x)
+        x = mask_channels(x, channel_mask)
         squeezed, squeezed_mask, upsampled = self.encoder(x, frame_mask)
         frames, factor = x.shape[1], self.config.squeeze_factor
         states = [repeat_frames(s, factor, frames) for s in squeezed[:-1]] + [upsampled]
-        return BackboneOutput(features, states, frame_mask, penalty, time_mask,
-                              extra={"squeezed_hidden_states": squeezed,
-                                     "squeezed_frame_mask": squeezed_mask})
+        extra = {"squeezed_hidden_states": squeezed, "squeezed_frame_mask": squeezed_mask}
+        if channel_mask is not None:
+            extra["channel_mask"] = channel_mask
+        return BackboneOutput(features, states, frame_mask, penalty, time_mask, extra=extra)
 
 
 class SEWDBackbone(SEWBackbone):

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from speechbrain_ext.models.components import BackboneBase, BackboneConfig, BackboneOutput, cnn_features
+from speechbrain_ext.models.components import (BackboneBase, BackboneConfig, BackboneOutput, cnn_features,
+                                               draw_channel_mask, mask_channels)
 from speechbrain_ext.models.masking import compute_span_mask
 from speechbrain_ext.models.transformer import TransformerEncoder
 
@@ -77,21 +78,30 @@ class Wav2Vec2Backbone(BackboneBase):
         """Normalised CNN features ``[B, T, C]`` -> encoder input ``[B, T, D]``."""
         return self.feature_projection.dropout(self.feature_projection.projection(features))
 
-    def encode(self, x, frame_mask, time_mask=None):
+    def encode(self, x, frame_mask, time_mask=None, channel_mask=None):
         """Encoder input ``[B, T, D]`` -> hidden states; ``time_mask`` ``[B, T]``
-        marks frames replaced by the learned mask embedding."""
+        marks frames replaced by the learned mask embedding, then
+        ``channel_mask`` ``[B, D]`` channels set to zero at every frame."""
         if time_mask is not None:
             x = torch.where(time_mask[..., None], self.masked_spec_embed.to(x.dtype), x)
-        return self.encoder(x, frame_mask)
+        return self.encoder(mask_channels(x, channel_mask), frame_mask)
 
-    def forward(self, wav, wav_lens=None, time_mask=None, span_mask=None):
+    def forward(self, wav, wav_lens=None, time_mask=None, span_mask=None, channel_mask=None,
+                channel_span_mask=None):
         """``wav`` ``[B, samples]``, ``wav_lens`` ``[B]`` relative lengths in
         (0, 1] (SpeechBrain convention). ``span_mask`` = ``(prob, length,
         min_masks)`` draws fairseq span masking on each utterance's valid
-        frames (pre-training) instead of a given ``time_mask``. Returns a
+        frames (pre-training) instead of a given ``time_mask``.
+        ``channel_span_mask`` = ``(prob, length[, min_masks])`` draws
+        fine-tuning's channel mask of the projected features (fairseq
+        ``mask_channel_prob``) instead of a given ``channel_mask`` ``[B, D]``;
+        it is returned in ``extra["channel_mask"]``. Returns a
         ``BackboneOutput``."""
         features, frame_mask, penalty = self.extract_features(wav, wav_lens)
         if span_mask is not None:
             time_mask = compute_span_mask(frame_mask.sum(dim=1), features.shape[1], *span_mask)
-        states = self.encode(self.project(features), frame_mask, time_mask)
-        return BackboneOutput(features, states, frame_mask, penalty, time_mask)
+        x = self.project(features)
+        channel_mask = draw_channel_mask(x, channel_mask, channel_span_mask)
+        states = self.encode(x, frame_mask, time_mask, channel_mask)
+        extra = None if channel_mask is None else {"channel_mask": channel_mask}
+        return BackboneOutput(features, states, frame_mask, penalty, time_mask, extra=extra)

@@ -5,14 +5,15 @@ gradient descent: after each optimizer update its parameters follow the
 online network's, ``target = decay * target + (1 - decay) * online``.
 Buffers (e.g. BatchNorm running statistics) are copied as they are.
 
-:func:`ema_update` works on any two modules with the same structure;
-:class:`ExponentialMovingAverage` owns a frozen deep copy of the online
-module (so it is saved by a SpeechBrain ``Checkpointer`` as a module).
+:func:`ema_update` works on any two modules with the same structure (the
+non-contrastive model keeps a frozen deep copy of its online network).
+``torch.optim.swa_utils.AveragedModel`` with an EMA function would own a
+copy of the online network as ``module.*`` plus an ``n_averaged`` buffer:
+other state-dict names than the target backbone's (which is saved and loaded
+as a backbone), so the update is written here.
 """
-import copy
 
 import torch
-from torch import nn
 
 
 @torch.no_grad()
@@ -59,45 +60,3 @@ def ema_update(target_module, online_module, decay):
             target.copy_(online)
     for name, target in target_buffers.items():
         target.copy_(online_buffers[name])
-
-
-class ExponentialMovingAverage(nn.Module):
-    """A frozen moving-average copy of ``online_module``.
-
-    The copy's parameters have ``requires_grad=False``, so it never receives
-    gradients (and an optimizer built over all modules skips it); run it
-    under ``torch.no_grad()``.  Its train/eval mode is left to the caller.
-
-    Arguments
-    ---------
-    online_module : torch.nn.Module
-        The network to follow; deep-copied at construction.
-    decay : float
-        Momentum of :meth:`update`.
-
-    Example
-    -------
-    >>> online = torch.nn.Linear(3, 2)
-    >>> ema = ExponentialMovingAverage(online, decay=0.99)
-    >>> ema.target.weight.requires_grad
-    False
-    >>> _ = online.weight.data.add_(1.0)
-    >>> ema.update(online)
-    >>> torch.allclose(ema.target.weight, online.weight - 0.99)
-    True
-    """
-
-    def __init__(self, online_module, decay=0.999):
-        super().__init__()
-        self.decay = decay
-        self.target = copy.deepcopy(online_module)
-        self.target.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, online_module, decay=None):
-        """One EMA step towards ``online_module`` (``decay`` overrides the default)."""
-        ema_update(self.target, online_module, self.decay if decay is None else decay)
-
-    def forward(self, *args, **kwargs):
-        """Runs the target network."""
-        return self.target(*args, **kwargs)

@@ -66,8 +66,9 @@ class BackboneSaver:
     every checkpoint as ``<key>.ckpt``, with what the run had done by then
     as the file's metadata (``speechbrain_ext.interop.loading.backbone_metadata``
     reads it): ``hours_seen`` (of ``audio_counter``, an ``AudioCounter``) and
-    ``updates`` (``get_updates()``), each when given. Loading is done by the
-    model's own recoverable, so this one only saves.
+    ``updates`` (``get_updates()``) and the device hours of ``get_device_hours()``
+    (``{"gpu_hours": ...}`` or ``{"cpu_hours": ...}``), each when given.
+    Loading is done by the model's own recoverable, so this one only saves.
 
     >>> import tempfile
     >>> from speechbrain_ext.models.registry import build_backbone, read_backbone_metadata
@@ -79,10 +80,11 @@ class BackboneSaver:
     {'hours_seen': 1.5, 'updates': 30}
     """
 
-    def __init__(self, get_backbone, audio_counter=None, get_updates=None):
+    def __init__(self, get_backbone, audio_counter=None, get_updates=None, get_device_hours=None):
         self.get_backbone = get_backbone
         self.audio_counter = audio_counter
         self.get_updates = get_updates
+        self.get_device_hours = get_device_hours
 
     def metadata(self):
         """What is stored with the backbone now."""
@@ -91,6 +93,8 @@ class BackboneSaver:
             metadata["hours_seen"] = float(self.audio_counter.hours)
         if self.get_updates is not None:
             metadata["updates"] = int(self.get_updates())
+        if self.get_device_hours is not None:
+            metadata.update({k: float(v) for k, v in self.get_device_hours().items()})
         return metadata
 
     @mark_as_saver

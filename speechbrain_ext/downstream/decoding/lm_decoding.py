@@ -1,7 +1,15 @@
 """CTC decoding of letter outputs: greedy (``decoding.greedy``, words
-single-spaced), and lexicon beam search with a word n-gram LM and a word
-insertion score; the grid search over both on dev, scored by
-``metrics.error_rates``.
+single-spaced), a lexicon-free beam search without an LM
+(:class:`CTCBeamSearch`, paper 000's "beam 50 without LM"), and lexicon beam
+search with a word n-gram LM and a word insertion score; the grid search over
+both on dev, scored by ``metrics.error_rates``.
+
+The beam search without an LM is a CTC prefix beam search: flashlight-text's
+lexicon-free decoder with its ``ZeroLM`` (whose states are the nodes of a
+trie of emitted tokens, so each hypothesis is one labelling prefix) and
+``log_add``, so that the alignments of one labelling are summed, not maxed.
+Within the beam it returns the labelling of highest total probability, which
+need not be the collapse of the best path (greedy).
 
 The beam search is flashlight-text's lexicon decoder (the engine behind
 torchaudio's ``ctc_decoder``), driven directly so that the lexicon trie and
@@ -35,6 +43,8 @@ Example
 ['HI THERE']
 >>> decoder.decode([log_probs], lm_weight=0.5, word_score=0.0)
 ['HI THERE']
+>>> CTCBeamSearch(vocab, beam_size=50).decode([log_probs])
+['HI THERE']
 """
 import itertools
 import logging
@@ -45,7 +55,8 @@ import torch
 
 from speechbrain_ext.downstream.decoding.greedy import greedy_ctc_texts
 from speechbrain_ext.downstream.metrics import error_rates
-from speechbrain_ext.downstream.vocabulary import FAIRSEQ_WORD_SEPARATOR, VocabularyError
+from speechbrain_ext.downstream.vocabulary import (FAIRSEQ_WORD_SEPARATOR, VocabularyError,
+                                                 collapse_repeats)
 
 logger = logging.getLogger(__name__)
 UNK_WORD = "<unk>"
@@ -131,6 +142,105 @@ def greedy_decode(log_probs, lengths, vocabulary):
             for text in greedy_ctc_texts(log_probs, lengths, vocabulary)]
 
 
+
+def _emission(log_probs, size=None):
+    """One utterance's ``[frames, tokens]`` scores as a contiguous float32
+    CPU tensor (what flashlight reads through its pointer)."""
+    emission = log_probs.detach().to("cpu", torch.float32).contiguous()
+    if emission.dim() != 2 or (size is not None and emission.shape[1] != size):
+        raise LMDecodingError(
+            f"emissions must be [frames, {size if size is not None else 'tokens'}] per utterance, "
+            f"got {tuple(emission.shape)}")
+    return emission
+
+
+def ctc_beam_search(log_probs, beam_size=50, beam_threshold=50.0, blank_index=0,
+                    beam_size_token=None, nbest=1):
+    """CTC prefix beam search without an LM over one utterance.
+
+    Arguments
+    ---------
+    log_probs : torch.Tensor
+        ``[frames, tokens]`` log-posteriors (log-softmax outputs: the scores
+        of the alignments of a labelling are summed as probabilities).
+    beam_size : int
+        Hypotheses (labelling prefix, last token, after-blank flag) kept per
+        frame; 50 in paper 000.
+    beam_threshold : float
+        Hypotheses scoring below the frame's best minus this are dropped.
+    blank_index : int
+    beam_size_token : int, optional
+        Tokens tried per frame (the most likely ones); default all.
+    nbest : int
+
+    Returns
+    -------
+    list of ``(token ids, log-probability)``: the ``nbest`` labellings of
+    highest total probability found (repeats merged, blanks dropped), best
+    first; the log-probability is the log of the sum over the alignments of
+    the labelling that survived the beam (exact when none was pruned).
+
+    >>> import math
+    >>> lp = torch.tensor([[0.5, 0.4, 0.1]] * 3).log()
+    >>> [(ids, round(math.exp(score), 3)) for ids, score in ctc_beam_search(lp, nbest=2)]
+    [([1], 0.524), ([], 0.125)]
+    >>> from speechbrain_ext.downstream.decoding.greedy import greedy_ctc_decode
+    >>> greedy_ctc_decode(lp[None], [3])  # the best path is all blanks (0.125)
+    [[]]
+    """
+    from flashlight.lib.text.decoder import (CriterionType, LexiconFreeDecoder,
+                                             LexiconFreeDecoderOptions, ZeroLM)
+
+    emission = _emission(log_probs)
+    frames, tokens = emission.shape
+    if frames == 0:
+        return [([], 0.0)]
+    options = LexiconFreeDecoderOptions(
+        beam_size=int(beam_size), beam_size_token=int(beam_size_token or tokens),
+        beam_threshold=float(beam_threshold), lm_weight=0.0, sil_score=0.0, log_add=True,
+        criterion_type=CriterionType.CTC)
+    # the "silence" token only starts and ends each hypothesis here: the
+    # blank, so that no real token is treated as a repeat of the start
+    decoder = LexiconFreeDecoder(options, ZeroLM(), blank_index, blank_index, [])
+    results = decoder.decode(emission.data_ptr(), frames, tokens)
+    # results[k].tokens: the start token, one per frame, the end token
+    return [([i for i in collapse_repeats(r.tokens[1:-1]) if i != blank_index], float(r.score))
+            for r in results[:int(nbest)]]
+
+
+class CTCBeamSearch:
+    """Lexicon-free CTC beam search without an LM (:func:`ctc_beam_search`)
+    giving texts as :func:`greedy_decode` does, words single-spaced.
+
+    Arguments
+    ---------
+    vocabulary : LetterVocabulary
+        The model's output symbols (index 0 blank).
+    beam_size, beam_threshold : int, float
+        50 and 50 (paper 000: beam 50 with and without the LM).
+    beam_size_token : int, optional
+        Tokens tried per frame; default all.
+    """
+
+    def __init__(self, vocabulary, beam_size=50, beam_threshold=50.0, beam_size_token=None):
+        self.vocabulary = vocabulary
+        self.beam_size, self.beam_threshold = int(beam_size), float(beam_threshold)
+        self.beam_size_token = beam_size_token
+
+    def decode_ids(self, log_probs):
+        """Token ids of the best labelling of each ``[frames, tokens]`` utterance."""
+        ids = []
+        for emission in log_probs:
+            emission = _emission(emission, len(self.vocabulary))
+            ids.append(ctc_beam_search(emission, self.beam_size, self.beam_threshold,
+                                       self.vocabulary.blank_index, self.beam_size_token)[0][0])
+        return ids
+
+    def decode(self, log_probs):
+        """Texts of a list of per-utterance ``[frames, tokens]`` log-probabilities."""
+        return [" ".join(self.vocabulary.to_words(self.vocabulary.decode(ids)))
+                for ids in self.decode_ids(log_probs)]
+
 class LexiconBeamSearch:
     """Lexicon-constrained CTC beam search with an optional n-gram LM.
 
@@ -212,11 +322,7 @@ class LexiconBeamSearch:
         decoder = self._decoder(lm_weight, word_score)
         texts = []
         for emission in log_probs:
-            emission = emission.detach().to("cpu", torch.float32).contiguous()
-            if emission.dim() != 2 or emission.shape[1] != len(self.vocabulary):
-                raise LMDecodingError(
-                    f"emissions must be [frames, {len(self.vocabulary)}] per utterance, got "
-                    f"{tuple(emission.shape)}")
+            emission = _emission(emission, len(self.vocabulary))
             results = decoder.decode(emission.data_ptr(), emission.shape[0], emission.shape[1])
             words = [self.word_dict.get_entry(i) for i in results[0].words if i >= 0] if results else []
             texts.append(" ".join(words))
@@ -238,12 +344,17 @@ def grid_search(decoder, log_probs, references, lm_weights, word_scores):
     return best
 
 
-def decode_splits(vocabulary, splits, decoder=None, lm_weights=None, word_scores=None, tune_on=None):
-    """Greedy and LM decoding of several splits, the LM grid tuned on one.
+def decode_splits(vocabulary, splits, decoder=None, lm_weights=None, word_scores=None, tune_on=None,
+                  beam_decoder=None):
+    """Greedy, beam-without-LM and LM decoding of several splits, the LM grid
+    tuned on one.
 
     ``splits`` maps a name to ``(log_probs [batch, frames, tokens] or list,
-    lengths [batch] frames, reference texts)``. Returns ``{"tuned": best
-    grid point (or None), split: {"greedy": {WER, CER}, "lm": {WER, CER}}}``.
+    lengths [batch] frames, reference texts)``; ``beam_decoder`` a
+    :class:`CTCBeamSearch` (or None), ``decoder`` a
+    :class:`LexiconBeamSearch` (or None). Returns ``{"tuned": best grid
+    point (or None), split: {"greedy": {WER, CER}, "beam_no_lm": {WER, CER},
+    "lm": {WER, CER}}}`` (``beam_no_lm`` / ``lm`` only with their decoder).
     """
     results, per_utterance = {}, {}
     for name, (log_probs, lengths, refs) in splits.items():
@@ -251,6 +362,8 @@ def decode_splits(vocabulary, splits, decoder=None, lm_weights=None, word_scores
         utterances = [log_probs[b, :int(n)] for b, n in enumerate(lengths)]
         per_utterance[name] = (utterances, refs)
         results[name] = {"greedy": error_rates(refs, greedy_decode(log_probs, lengths, vocabulary))}
+        if beam_decoder is not None:
+            results[name]["beam_no_lm"] = error_rates(refs, beam_decoder.decode(utterances))
     results["tuned"] = None
     if decoder is not None:
         if lm_weights is None or word_scores is None:
