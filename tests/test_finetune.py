@@ -289,3 +289,24 @@ def unwrap(brain):
     from speechbrain_ext.training.distributed import unwrap as unwrap_module
 
     return unwrap_module(brain.modules.model)
+
+
+def test_fairseq_finetuned_checkpoint_finetunes_with_the_paper000_override(mini_root, tmp_path):
+    """A fairseq *fine-tuned* .pt (w2v_encoder. layout, dict.ltr.txt beside
+    it) continues fine-tuning through the recipe with paper 000's override
+    and no --backbone_config: its architecture and CTC head are the file's."""
+    from test_fairseq_finetuned import omegaconf_checkpoint, write_dictionary
+    from test_fairseq_safe_load import SMALL, small_model
+
+    path = omegaconf_checkpoint(tmp_path, small_model())
+    write_dictionary(tmp_path)
+    out = tmp_path / "ft_fairseq"
+    brain, results = run_finetune(
+        mini_root, out, f"--pretrained={path}", "--max_updates=2", "--batch_size=3",
+        "--grad_accumulation_factor=1", "--freeze_encoder_updates=1", "--number_of_epochs=2",
+        overrides=("overrides/micro.yaml", "overrides/paper000_ll10h.yaml"))
+    model = unwrap(brain)
+    assert brain.optimizer_step == 2 and results["pretrained"] == str(path)
+    for key in ("dim", "num_layers", "num_heads", "ffn_dim", "extractor_mode"):
+        assert getattr(model.backbone.config, key) == getattr(SMALL, key), key
+    assert (out / "wer.json").is_file()
