@@ -60,8 +60,8 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from speechbrain_ext.models.wav2vec2 import Wav2Vec2Backbone  # noqa: E402
-from speechbrain_ext.models.wav2vec2 import Wav2Vec2Config
+from speechbrain_ext.analysis.resources import cpu_model  # noqa: E402
+from speechbrain_ext.models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config  # noqa: E402
 from speechbrain_ext.pretraining.noncontrastive import NonContrastiveModel  # noqa: E402
 from speechbrain_ext.pretraining.wav2vec2 import Wav2Vec2ContrastiveModel  # noqa: E402
 
@@ -185,16 +185,6 @@ def num_threads():
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
-
-
-def cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def cpu_flags():

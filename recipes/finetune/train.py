@@ -42,7 +42,7 @@ from speechbrain_ext.downstream.metrics import error_rates
 from speechbrain_ext.io.data import DATA_ROOT_KEY, DataPreparationError
 from speechbrain_ext.training.batching import DurationBatchSampler
 from speechbrain_ext.training.distributed import unwrap
-from speechbrain_ext.training.random_streams import process_rank, seed_all, stream_seed
+from speechbrain_ext.training.random_streams import seed_batch
 from speechbrain_ext.training.recipe_cli import parse_arguments, resolve_path
 from speechbrain_ext.training.schedules import set_learning_rate
 
@@ -79,8 +79,7 @@ class FineTuneBrain(sb.core.Brain):
         # from torch's global generator: reseeded per batch from (seed, rank,
         # epoch, batch), as in the pre-training recipe, so that a resumed
         # run draws what the uninterrupted one drew
-        seed_all(stream_seed(self.hparams.seed, process_rank(), "train",
-                             self.hparams.epoch_counter.current, self.step))
+        seed_batch(self.hparams.seed, "train", self.hparams.epoch_counter.current, self.step)
         return super().fit_batch(batch)
 
     def compute_forward(self, batch, stage):

@@ -41,7 +41,7 @@ from speechbrain_ext.pretraining.objective import PretrainingObjective
 from speechbrain_ext.training.batching import DurationBatchSampler, crop_to_shortest
 from speechbrain_ext.training.checkpointing import BackboneSaver
 from speechbrain_ext.training.distributed import sum_over_processes, unwrap, world_size
-from speechbrain_ext.training.random_streams import mask_fingerprint, process_rank, seed_all, stream_seed
+from speechbrain_ext.training.random_streams import mask_fingerprint, seed_batch
 from speechbrain_ext.training.recipe_cli import parse_arguments, resolve_path
 from speechbrain_ext.training.schedules import set_learning_rate
 
@@ -131,8 +131,7 @@ class PretrainBrain(sb.core.Brain):
 
     def seed_batch(self, stage, index):
         """Reseed every generator for this batch (see module docstring)."""
-        seed_all(stream_seed(self.hparams.seed, process_rank(), stage,
-                             self.hparams.epoch_counter.current, index))
+        seed_batch(self.hparams.seed, stage, self.hparams.epoch_counter.current, index)
 
     def all_finite(self, loss):
         """Whether the loss is finite on every process (all must agree to skip)."""

@@ -50,6 +50,18 @@ def seed_all(seed):
     random.seed(seed)
 
 
+def seed_batch(seed, stage, epoch, index):
+    """Reseed every generator for batch ``index`` of ``stage`` ("train",
+    "valid", ...) in ``epoch``, on this process (its rank is part of the key):
+    what the recipes call before each batch.
+
+    >>> seed_batch(1986, "train", 1, 7); x = torch.rand(2)
+    >>> seed_batch(1986, "train", 1, 7); torch.equal(x, torch.rand(2))
+    True
+    """
+    seed_all(stream_seed(seed, process_rank(), stage, epoch, index))
+
+
 def mask_fingerprint(mask):
     """A short integer identifying a boolean mask ``[batch, frames]`` (with
     its shape), to compare the masks processes drew without sending them."""
