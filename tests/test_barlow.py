@@ -226,3 +226,26 @@ def test_fp32_under_autocast():
         lu = time_unrolled_loss(online.bfloat16(), target.bfloat16())
         lm = time_merged_loss(online.bfloat16(), target.bfloat16())
     assert lu.dtype == torch.float32 and lm.dtype == torch.float32
+
+
+def test_noncontrastive_model_reports_the_projections_spread():
+    """The collapse check in every log line: the mean over dimensions of the
+    per-dimension std of each projection over the batch's frames; a
+    projection that maps every frame to one vector reports 0."""
+    from speechbrain_ext.pretraining.noncontrastive import NonContrastiveModel
+
+    torch.manual_seed(0)
+    model = NonContrastiveModel({"zoo": "w2v2_micro"}).eval()
+    wav = torch.randn(2, 16000)
+    torch.manual_seed(1)
+    out = model(wav)
+    torch.manual_seed(1)  # the same masks as the forward's online view
+    online = model._view(model.online, model.online_projection, wav, None, *model.online_mask)[0]
+    assert float(out["online_projection_std"]) == pytest.approx(
+        float(online.detach().flatten(0, 1).std(0).mean()), rel=1e-5)
+    assert float(out["target_projection_std"]) > 0
+    for projection in (model.online_projection, model.target_projection):
+        for p in projection.parameters():
+            torch.nn.init.zeros_(p)  # every frame -> the zero vector
+    out = model(wav)
+    assert float(out["online_projection_std"]) == 0.0 == float(out["target_projection_std"])

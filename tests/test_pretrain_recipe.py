@@ -227,6 +227,18 @@ def test_validation_between_epochs_keeps_the_checkpoints_asked_for(tmp_path):
     assert pretraining_hours(out / "save") == pytest.approx(metas[7]["hours_seen"])
 
 
+def test_a_kept_checkpoint_does_not_keep_the_next_one(tmp_path):
+    """A checkpoint kept for good (update 3 of keep_every_updates=3) leaves
+    the next save, here the run's last one at update 5, a normal one."""
+    import yaml
+
+    out = tmp_path / "every3"
+    run_recipe(recipe_args("nc_5s.yaml", out, "--keep_every_updates=3", updates=5))
+    metas = {m["update"]: m for m in (yaml.safe_load((c / "CKPT.yaml").read_text())
+                                      for c in (out / "save").glob("CKPT+*"))}
+    assert metas[3]["keep"] and not metas[5]["keep"], {u: m["keep"] for u, m in metas.items()}
+
+
 def test_whole_utterance_pretraining(tmp_path):
     """Papers 001 / 002: whole utterances, each cropped to max_sample_size and
     every batch to its shortest clip; the budget counts the cropped seconds."""

@@ -6,6 +6,11 @@ only once every file and metadata file is written, with a marker
 folder without the marker is never a corpus we finished: an interrupted
 build is regenerated cleanly, and a folder the generator did not write is
 refused instead of being overwritten.
+
+Rendering can also hand back espeak's events of every recording
+(``Renderer.render(..., return_events=True)`` or ``Renderer.iter_render``):
+``(kind, name, sample)`` tuples as ``espeak.EspeakEngine.synthesize`` gives
+them, with ``sample`` shifted to the written file's 16 kHz samples.
 """
 import json
 import multiprocessing
@@ -22,7 +27,7 @@ import soundfile as sf
 from .espeak import get_engine
 from .voices import SAMPLE_RATE, Speaker, apply_channel
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5  # 5: LibriSpeech phone alignments
 MARKER = ".synthetic.json"
 PARTIAL_SENTINEL = ".synthetic_partial"
 
@@ -59,8 +64,11 @@ class Recording:
     extra: dict = field(default_factory=dict)
 
 
-def synthesize_recording(rec, seed):
-    """Return the float32 ``[samples]`` waveform of ``rec`` (deterministic)."""
+def synthesize_recording(rec, seed, return_events=False):
+    """Return the float32 ``[samples]`` waveform of ``rec`` (deterministic);
+    with ``return_events`` a pair ``(wav, events)``, the events of the final
+    synthesis shifted by the silence before the speech (those past the end
+    of a cropped ``fixed_seconds`` recording dropped)."""
     rng = rng_for(seed, rec.path)
     spk = rec.speaker
     rate = int(np.clip(spk.rate * rec.rate_scale * rng.uniform(0.93, 1.07), 80, 400))
@@ -68,8 +76,9 @@ def synthesize_recording(rec, seed):
     prange = int(np.clip(spk.pitch_range * rec.range_scale, 0, 99))
     text = rec.text
     while True:
-        speech = get_engine().synthesize(
-            text, voice=spk.voice, rate=rate, pitch=pitch, pitch_range=prange
+        speech, events = get_engine().synthesize(
+            text, voice=spk.voice, rate=rate, pitch=pitch, pitch_range=prange,
+            return_events=True,
         )
         too_long = rec.max_seconds and len(speech) > rec.max_seconds * SAMPLE_RATE
         if not too_long or len(text.split()) <= 1:
@@ -87,10 +96,15 @@ def synthesize_recording(rec, seed):
         start = int(rng.integers(0, total - len(speech) + 1))
         wav[start:start + len(speech)] = speech
     else:
+        start = lead
         wav = np.concatenate([np.zeros(lead, np.float32), speech,
                               np.zeros(tail, np.float32)])
     wav = apply_channel(wav, spk.channel, rng)
-    return wav * np.float32(10 ** (rec.volume_db / 20))
+    wav = wav * np.float32(10 ** (rec.volume_db / 20))
+    if not return_events:
+        return wav
+    return wav, [(kind, name, sample + start) for kind, name, sample in events
+                 if sample + start <= len(wav)]
 
 
 def _write_audio(path, wav):
@@ -103,10 +117,10 @@ def _write_audio(path, wav):
         sf.write(path, wav, SAMPLE_RATE, subtype="PCM_16")
 
 
-def _render_in_this_process(rec, root, seed):
-    wav = synthesize_recording(rec, seed)
+def _render_in_this_process(rec, root, seed, with_events):
+    wav, events = synthesize_recording(rec, seed, return_events=True)
     _write_audio(Path(root) / rec.path, wav)
-    return rec.path, rec.text, len(wav) / SAMPLE_RATE
+    return rec.path, rec.text, len(wav) / SAMPLE_RATE, events if with_events else None
 
 
 def _render_one(args):
@@ -118,7 +132,7 @@ def _render_one(args):
     once and never speaks; each recording is spoken by a fork of it, so every
     recording starts from the same state whatever the order or worker count.
     """
-    rec, root, seed = args
+    rec, root, seed, with_events = args
     get_engine()  # initialised once in the worker, before any fork
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -126,7 +140,7 @@ def _render_one(args):
         os.close(read_fd)
         status = 0
         try:
-            reply = {"ok": _render_in_this_process(rec, root, seed)}
+            reply = {"ok": _render_in_this_process(rec, root, seed, with_events)}
         except BaseException as err:  # report any failure to the parent
             reply = {"error": f"{type(err).__name__}: {err}"}
             status = 1
@@ -143,7 +157,10 @@ def _render_one(args):
         raise RuntimeError(f"synthesis of {rec.path} died without a result") from None
     if "error" in reply:
         raise RuntimeError(f"synthesis of {rec.path} failed: {reply['error']}")
-    return tuple(reply["ok"])
+    path, text, seconds, events = reply["ok"]
+    if events is not None:
+        events = [tuple(event) for event in events]
+    return path, text, seconds, events
 
 
 class Renderer:
@@ -165,19 +182,32 @@ class Renderer:
             self._pool.terminate()
             self._pool.join()
 
-    def render(self, recordings, root, seed):
-        """Write every recording under ``root``. Returns ``{path: seconds}``
-        and updates each recording's ``text`` if it had to be shortened."""
+    def iter_render(self, recordings, root, seed, events=False):
+        """Write every recording under ``root``, yielding ``(recording,
+        seconds, events)`` in order as they are done (``events`` is None
+        unless asked for), so a caller can reduce the events of a large
+        corpus on the way. Updates each recording's ``text`` if it had to
+        be shortened."""
         if self._pool is None:
             raise RuntimeError("use Renderer as a context manager")
-        args = [(rec, str(root), seed) for rec in recordings]
+        args = [(rec, str(root), seed, events) for rec in recordings]
         results = self._pool.imap(_render_one, args, chunksize=4)
-        durations = {}
         by_path = {rec.path: rec for rec in recordings}
-        for path, text, seconds in results:
-            durations[path] = seconds
+        for path, text, seconds, rec_events in results:
             by_path[path].text = text
-        return durations
+            yield by_path[path], seconds, rec_events
+
+    def render(self, recordings, root, seed, return_events=False):
+        """Write every recording under ``root``. Returns ``{path: seconds}``
+        (with ``return_events`` also ``{path: events}``) and updates each
+        recording's ``text`` if it had to be shortened."""
+        durations, events = {}, {}
+        for rec, seconds, rec_events in self.iter_render(
+                recordings, root, seed, events=return_events):
+            durations[rec.path] = seconds
+            if return_events:
+                events[rec.path] = rec_events
+        return (durations, events) if return_events else durations
 
 
 def write_text(path, lines):

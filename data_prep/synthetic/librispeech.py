@@ -3,7 +3,9 @@
 Layout (as the real corpora):
 ``LibriSpeech/{train-clean-100,dev-clean,test-clean}/SPK/CHAPTER/SPK-CHAPTER-UTT.flac``
 with ``SPK-CHAPTER.trans.txt`` (upper-case transcripts), ``SPEAKERS.TXT``,
-``CHAPTERS.TXT`` and ``librispeech-lexicon.txt``; and
+``CHAPTERS.TXT``, ``librispeech-lexicon.txt`` and the frame-level phone
+alignments of every utterance in ``LibriSpeech/LibriSpeech100_labels_split/``
+(the public CPC layout, see ``alignments``); and
 ``librispeech_finetuning/{1h/{0..5},9h}/{clean,other}/SPK/CHAPTER/...``
 (six 10-minute folds make 1 h; 1 h + 9 h make 10 h), scaled down.
 """
@@ -12,11 +14,12 @@ from dataclasses import replace
 
 import numpy as np
 
+from . import alignments
 from .core import Recording, rng_for, summarise, write_text
 from .ids import unique_values
 from .lexicon import write_lexicon
 from .text import SentenceGenerator, vocabulary
-from .voices import make_speakers
+from .voices import SAMPLE_RATE, make_speakers
 
 MAX_SECONDS = 25.0
 
@@ -96,8 +99,14 @@ def _speakers(seed, tag, count, taken_ids, **kwargs):
     return [replace(s, speaker_id=str(i)) for s, i in zip(speakers, ids)]
 
 
-def build_librispeech(root, seed, size, renderer):
-    """Write ``LibriSpeech/`` into ``root``. ``size`` is a preset dict."""
+def utterance_id(path):
+    """``"train-clean-100/19/198/19-198-0001.flac"`` -> ``"19-198-0001"``."""
+    return path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+
+
+def plan_librispeech(seed, size):
+    """The recordings of ``LibriSpeech/`` for a preset: returns
+    ``(recordings, chapter rows, speaker rows)``."""
     taken_speakers, taken_chapters = set(), set()
     plan = {
         "train-clean-100": (size["ls_train_speakers"], size["ls_train_chapters"],
@@ -113,7 +122,21 @@ def build_librispeech(root, seed, size, renderer):
         recordings += recs
         chapter_rows += chapters
         speaker_rows += [(s.speaker_id, s.sex, subset) for s in speakers]
-    durations = renderer.render(recordings, root, seed)
+    return recordings, chapter_rows, speaker_rows
+
+
+def build_librispeech(root, seed, size, renderer):
+    """Write ``LibriSpeech/`` into ``root``. ``size`` is a preset dict."""
+    recordings, chapter_rows, speaker_rows = plan_librispeech(seed, size)
+    durations, labels = {}, alignments.PhoneLabels()
+    for rec, seconds, events in renderer.iter_render(recordings, root, seed, events=True):
+        durations[rec.path] = seconds
+        samples = int(round(seconds * SAMPLE_RATE))
+        labels.add(utterance_id(rec.path), alignments.frame_labels(events, samples))
+    train, test = alignments.split_by_speaker(
+        [utterance_id(r.path) for r in recordings if r.path.startswith("train-clean-100/")],
+        seed)
+    labels.write(root / alignments.LABELS_FOLDER, train, test)
     _write_transcripts(root, recordings)
     minutes = defaultdict(float)
     for rec in recordings:

@@ -280,6 +280,7 @@ class PretrainBrain(sb.core.Brain):
                 end_of_epoch=self.end_of_epoch, min_keys=[monitor],
                 num_to_keep=self.hparams.checkpoints_to_keep,
                 ckpt_predicate=lambda c: not c.meta.get("keep", False))
+            self.keep_this_checkpoint = False  # the next save (e.g. the epoch end's) decides anew
 
 
 def equal_masks_across_processes(mask):

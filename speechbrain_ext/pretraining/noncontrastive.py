@@ -104,7 +104,8 @@ class NonContrastiveModel(nn.Module):
         return projection(out.last_hidden_state), out.frame_mask, out.time_mask
 
     def forward(self, wav, wav_lens=None):
-        """``wav`` ``[B, samples]`` -> dict with ``loss`` and both loss terms."""
+        """``wav`` ``[B, samples]`` -> dict with ``loss``, both loss terms and the
+        projections' mean per-dimension std (``online_`` / ``target_projection_std``)."""
         if wav.shape[0] < 2:
             raise ValueError("the time-merging Barlow loss needs at least 2 utterances per batch, "
                              f"got a batch of {wav.shape[0]}")
@@ -121,4 +122,8 @@ class NonContrastiveModel(nn.Module):
                 "time_merged_loss": merged.detach(),
                 "unrolled_plus_merged": (unrolled + merged).detach(),
                 "mask_rate": ((online_mask & frame_mask).sum() / valid).detach(),
+                # collapse check: per-dimension std of the projections over the
+                # batch's frames, averaged over dimensions (0 = collapsed)
+                "online_projection_std": online.detach()[frame_mask].float().std(0).mean(),
+                "target_projection_std": target[frame_mask].float().std(0).mean(),
                 "time_mask": online_mask}  # [B, frames]: the recipe compares processes' masks
