@@ -1,0 +1,32 @@
+"""benchmarks/contrastive_collapse.py runs and prints its columns (2 updates)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("SB_EXT_DATA", ROOT / "data" / "mini")) / "LibriSpeech"
+
+
+@pytest.mark.skipif(not (DATA / "train-clean-100").is_dir(), reason="no synthetic LibriSpeech")
+def test_collapse_benchmark_prints_loss_and_cosines():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "contrastive_collapse.py"),
+                          "--data_folder", str(DATA), "--updates", "2", "--every", "1", "--batches", "1"],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line.split() for line in out.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert [int(r[0]) for r in rows] == [0, 1, 2]
+    for row in rows:
+        loss, accuracy, held_loss, held_accuracy, ppl, ctx, tgt, spread = map(float, row[1:])
+        assert 3.0 < held_loss < 6.0 and 0 <= held_accuracy <= 1
+        assert -1 <= ctx <= 1 and -1 <= tgt <= 1 and spread >= 0
+    assert "ln(101) = 4.615" in out.stdout
+
+
+def test_collapse_benchmark_refuses_a_non_contrastive_yaml():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "contrastive_collapse.py"),
+                          "--data_folder", str(DATA), "--hparams", "hparams/nc_5s.yaml"],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode != 0 and "not a contrastive" in out.stderr
