@@ -79,9 +79,13 @@ def test_listing_command_prints_every_model_with_its_count():
     proc = subprocess.run([sys.executable, "-m", "speechbrain_ext.models"], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    rows = [line.split() for line in proc.stdout.strip().splitlines()]
+    header, *lines = proc.stdout.strip().splitlines()
+    assert header.split() == ["model", "architecture", "dim", "layers", "params", "(M)"]
+    rows = [line.split() for line in lines]
     assert [r[0] for r in rows] == list(ZOO)
-    for name, millions in rows:
+    for name, kind, dim, layers, millions in rows:
+        config = zoo_config(name)
+        assert (int(dim), int(layers)) == (config.dim, config.num_layers) and kind in ("wav2vec2", "sew", "sewd")
         assert float(millions) == round(count_parameters(zoo_config(name)) / 1e6, 2)
         if name in PAPER_002_PARAMS:
             assert abs(float(millions) - PAPER_002_PARAMS[name]) < 0.1
