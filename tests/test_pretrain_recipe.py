@@ -206,6 +206,10 @@ def test_validation_between_epochs_keeps_the_checkpoints_asked_for(tmp_path):
     log = (out / "train_log.txt").read_text()
     validated = [int(u) for u in re.findall(r"^epoch: \d+, update: (\d+)", log, re.M)]
     assert validated == [2, 3, 4, 5, 6, 7], validated
+    # the dynamic Barlow loss is 2 on every batch, so every validation's mean
+    # loss is 2, mid-epoch ones too (SpeechBrain's running average must not
+    # count the epoch's training batches)
+    assert [float(v) for v in re.findall(r"valid loss: ([0-9.e+-]+)", log)] == [2.0] * 6, log
     metas = {m["update"]: m for m in (yaml.safe_load((c / "CKPT.yaml").read_text())
                                       for c in (out / "save").glob("CKPT+*"))}
     assert {3, 5} <= set(metas) and 7 in metas and len(metas) <= 4, sorted(metas)

@@ -119,6 +119,10 @@ class PretrainBrain(sb.core.Brain):
         """Validation and a checkpoint now, inside the epoch: the checkpoint
         is an intra-epoch one (a resume continues this epoch where it was)."""
         step, self.keep_this_checkpoint, self.end_of_epoch = self.step, keep, False
+        # SpeechBrain's _fit_valid averages the loss over self.step, counted
+        # from where it is: from the epoch's batch count, the average would
+        # be divided by it too (an update-500 validation loss of 0.52, not 4.63)
+        self.step = 0
         self.train_loss, self.train_seconds = self.avg_train_loss, self.seconds_per_update()
         self._fit_valid(self.valid_loader, self.hparams.epoch_counter.current,
                         enable=not self.noprogressbar)
