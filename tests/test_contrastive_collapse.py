@@ -1,19 +1,15 @@
 """benchmarks/contrastive_collapse.py runs and prints its columns (2 updates)."""
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SB_EXT_DATA", ROOT / "data" / "mini")) / "LibriSpeech"
 
 
-@pytest.mark.skipif(not (DATA / "train-clean-100").is_dir(), reason="no synthetic LibriSpeech")
-def test_collapse_benchmark_prints_loss_and_cosines():
+def test_collapse_benchmark_prints_loss_and_cosines(mini_corpus):
+    data = mini_corpus[0] / "LibriSpeech"
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "contrastive_collapse.py"),
-                          "--data_folder", str(DATA), "--updates", "2", "--every", "1", "--batches", "1"],
+                          "--data_folder", str(data), "--updates", "2", "--every", "1", "--batches", "1"],
                          capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     rows = [line.split() for line in out.stdout.splitlines() if line.strip()[:1].isdigit()]
@@ -25,8 +21,8 @@ def test_collapse_benchmark_prints_loss_and_cosines():
     assert "ln(101) = 4.615" in out.stdout
 
 
-def test_collapse_benchmark_refuses_a_non_contrastive_yaml():
+def test_collapse_benchmark_refuses_a_non_contrastive_yaml(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "contrastive_collapse.py"),
-                          "--data_folder", str(DATA), "--hparams", "hparams/nc_5s.yaml"],
+                          "--data_folder", str(tmp_path), "--hparams", "hparams/nc_5s.yaml"],
                          capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode != 0 and "not a contrastive" in out.stderr
