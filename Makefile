@@ -27,11 +27,15 @@ DEMO_OUT ?= results/runs/demo_nc_5s
 # The main job at micro scale: non-contrastive pre-training (paper 000) on the
 # 5 s split of the synthetic LibriSpeech, then frozen-feature probes
 # (characters by a linear CTC head, speaker id) of the checkpoint against
-# three randomly initialised networks of the same shape.
+# three randomly initialised networks of the same shape; then the frame phone
+# probe (linear, held-out speakers) against the same random networks and
+# log-mel filter banks.
 demo: data
 	$(PY) recipes/pretrain/train.py hparams/nc_5s.yaml --overrides_file overrides/micro.yaml \
 		--data_folder=$(DATA)/LibriSpeech --output_folder=$(DEMO_OUT) --device=cpu
 	$(PY) recipes/pretrain/probe.py $(DEMO_OUT)/save --data_folder $(DATA)
+	$(PY) -m speechbrain_ext.analysis.phone_probe $(DEMO_OUT)/save --data_folder $(DATA) \
+		--max_train_seconds 600 --max_test_seconds 300
 
 test: env
 	SB_EXT_DATA=$(DATA) $(PY) -m pytest -q
