@@ -553,27 +553,6 @@ def load_probe_script():
     return module
 
 
-def speaker_task(librispeech, seconds, max_speakers=None, max_per_speaker=None):
-    """``recipes/pretrain/probe.py``'s speaker task (train-clean-100, every
-    4th utterance of a speaker held out, cropped to ``seconds``, read with its
-    ``read``) limited to the first ``max_speakers`` speakers and
-    ``max_per_speaker`` utterances of each (its ``speaker_task`` reads every
-    utterance)."""
-    probe = load_probe_script()
-    if max_speakers is None and max_per_speaker is None:
-        return probe.speaker_task(librispeech, seconds)
-    folder = Path(librispeech) / "train-clean-100"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no LibriSpeech train-clean-100 folder")
-    task = {"train": [], "test": []}
-    speakers = sorted(p for p in folder.iterdir() if p.is_dir())[:max_speakers]
-    for speaker in speakers:
-        files = sorted(speaker.rglob("*.flac"))[:max_per_speaker]
-        for i, f in enumerate(files):
-            task["test" if i % 4 == 3 else "train"].append((probe.read(f, seconds), speaker.name))
-    return task
-
-
 class Evaluator:
     """Loads the probe tasks once, on first use, and scores networks."""
 
@@ -620,8 +599,9 @@ class Evaluator:
     def speaker_task(self):
         if self._speaker_task is None:
             s = self.speaker_settings()
-            self._speaker_task = speaker_task(self.study.librispeech, s.get("seconds", 3.0),
-                                              s.get("max_speakers"), s.get("max_per_speaker"))
+            self._speaker_task = load_probe_script().speaker_task(
+                self.study.librispeech, s.get("seconds", 3.0), s.get("max_speakers"),
+                s.get("max_per_speaker"))
             say(f"evaluate: speaker task {len(self._speaker_task['train'])} train / "
                 f"{len(self._speaker_task['test'])} test utterances, "
                 f"{len({y for _, y in self._speaker_task['train']})} speakers")

@@ -57,13 +57,17 @@ def keyword_task(folder, per_word):
     return task
 
 
-def speaker_task(folder, seconds=3.0):
+def speaker_task(folder, seconds=3.0, max_speakers=None, max_per_speaker=None):
+    """``{"train"|"test": [(waveform cropped to seconds, speaker)]}`` of
+    train-clean-100, every 4th utterance of a speaker held out; the first
+    ``max_speakers`` speakers and ``max_per_speaker`` utterances of each
+    (None: all)."""
     folder = Path(folder) / "train-clean-100"
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no LibriSpeech train-clean-100 folder")
     task = {"train": [], "test": []}
-    for speaker in sorted(p for p in folder.iterdir() if p.is_dir()):
-        files = sorted(speaker.rglob("*.flac"))
+    for speaker in sorted(p for p in folder.iterdir() if p.is_dir())[:max_speakers]:
+        files = sorted(speaker.rglob("*.flac"))[:max_per_speaker]
         for i, f in enumerate(files):
             task["test" if i % 4 == 3 else "train"].append((read(f, seconds), speaker.name))
     return task

@@ -73,11 +73,11 @@ from speechbrain_ext.downstream.upstream import WeightedLayerSum
 from speechbrain_ext.io.alignments import (FRAME_SAMPLES, LABELS_FOLDER, SPLIT_FILES, Alignments,
                                            read_alignments)
 from speechbrain_ext.io.checkpoints import CheckpointError
+from speechbrain_ext.io.data import SAMPLE_RATE, read_audio_file
 from speechbrain_ext.interop.loading import load_backbone
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 LABEL_HOP = FRAME_SAMPLES  # samples per 10 ms label frame
 FRAME_STRIDE = 320  # samples per backbone frame (20 ms)
 RECEPTIVE_FIELD = 400  # samples seen by one backbone frame
@@ -105,18 +105,6 @@ def find_audio(librispeech_root, uid, subsets=DEFAULT_SUBSETS):
             return path
     searched = ", ".join(str(root / s / speaker / chapter) for s in subsets)
     raise FileNotFoundError(f"no audio for {uid}: {uid}.flac is in none of {searched}")
-
-
-def read_audio(path):
-    """``[samples]`` float32 tensor of a 16 kHz mono file."""
-    import soundfile as sf
-
-    wav, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    if rate != SAMPLE_RATE:
-        raise ValueError(f"{path}: sample rate {rate}, expected {SAMPLE_RATE}")
-    if wav.shape[1] != 1:
-        raise ValueError(f"{path}: {wav.shape[1]} channels, expected mono")
-    return torch.from_numpy(wav[:, 0].copy())
 
 
 # ---------------------------------------------------------------- the task
@@ -214,7 +202,7 @@ def load_phone_task(alignments, librispeech_root, subsets=DEFAULT_SUBSETS, max_t
                       lambda uid: len(alignments.labels[uid]) * LABEL_HOP / SAMPLE_RATE, seed)
         utterances = []
         for uid in ids:
-            wav = read_audio(find_audio(librispeech_root, uid, subsets))
+            wav = read_audio_file(find_audio(librispeech_root, uid, subsets))
             labels = torch.from_numpy(alignments.labels[uid].astype(np.int64))
             excess = len(labels) - len(wav) // LABEL_HOP
             if excess > LENGTH_TOLERANCE:

@@ -91,12 +91,14 @@ def parse_segments(segments):
 
 # ------------------------------------------------------------------ reading
 def _read_segment(path, start, stop, sample_rate):
-    """Samples ``start:stop`` of one mono file: float32, shape ``[stop - start]``.
+    """Samples ``start:stop`` of one mono file (``stop`` None: to its end):
+    float32, shape ``[stop - start]``.
 
     Raises :class:`AudioFileError` naming the file and what the manifest
     expected. The header checks cost nothing (the file is opened anyway)
     and the finite check ~6 us per 5 s piece."""
-    expected = f"expected a mono {sample_rate} Hz file with at least {stop} frames"
+    expected = (f"expected a mono {sample_rate} Hz file"
+                + (f" with at least {stop} frames" if stop is not None else ""))
     try:
         audio = sf.SoundFile(path)
     except Exception as err:  # libsndfile raises several types
@@ -111,6 +113,8 @@ def _read_segment(path, start, stop, sample_rate):
                                  f"expected {sample_rate} Hz", path)
         if audio.channels != 1:
             raise AudioFileError(f"{path}: {audio.channels} channels, expected mono", path)
+        if stop is None:
+            stop = audio.frames
         if audio.frames < stop:
             raise AudioFileError(f"{path}: {audio.frames} frames, but the manifest reads "
                                  f"samples {start}:{stop} (file shorter than the manifest "
@@ -134,6 +138,23 @@ def _read_segment(path, start, stop, sample_rate):
                              "audio (verify_manifest(..., full_decode=True) lists every "
                              "such file)", path)
     return data
+
+
+def read_audio_file(path, sample_rate=SAMPLE_RATE):
+    """A whole mono file as a float32 ``torch.Tensor`` ``[samples]``, with
+    :func:`read_piece`'s checks (:class:`AudioFileError` naming the file
+    when it is missing, undecodable, not mono at ``sample_rate`` or holds
+    NaN / Inf samples).
+
+    >>> import numpy as np, soundfile, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.flac")
+    >>> soundfile.write(path, np.zeros(1600), 16000)
+    >>> read_audio_file(path).shape
+    torch.Size([1600])
+    """
+    import torch
+
+    return torch.from_numpy(_read_segment(str(path), 0, None, sample_rate))
 
 
 def read_piece(segments, data_root=None, sample_rate=SAMPLE_RATE):
