@@ -22,6 +22,18 @@ and interval checkpoints fall only between updates, never inside a gradient
 accumulation. A batch whose loss is not finite (on any process) is skipped by
 every process: no backward, no update, no audio counted; its utterance ids
 are logged.
+
+Paper 001's batch-size study (``hparams/paper001_*.yaml``) sets the batch
+per *update* instead: ``seconds_per_update`` split over ``gpus`` x
+``grad_accumulation_factor`` GPU batches of at most ``max_samples_per_gpu``
+samples (checked before anything else runs; ``batch_seconds`` is then
+derived, so it must be null), batches made by its sampler
+(``sampler: paper001``: length bins, a priority queue, the 10 s rule),
+padded rather than cropped (``crop_to_shortest: False``: padding is kept
+out of the masks, the attention and the losses), optionally a random
+``valid_holdout`` fraction of the training utterances as the validation
+set, and Table 2's accounting (hours seen as an upper bound and measured,
+epochs, the most repeats of any utterance) in every checkpoint's meta.
 """
 import logging
 import sys
@@ -41,6 +53,8 @@ from speechbrain_ext.pretraining.objective import PretrainingObjective
 from speechbrain_ext.training.batching import DurationBatchSampler, crop_to_shortest
 from speechbrain_ext.training.checkpointing import BackboneSaver
 from speechbrain_ext.training.distributed import sum_over_processes, unwrap, world_size
+from speechbrain_ext.training.lr_heuristics import split_batch
+from speechbrain_ext.training.paper001_batching import Paper001BatchSampler, SeenAccounting
 from speechbrain_ext.training.random_streams import mask_fingerprint, seed_batch
 from speechbrain_ext.training.recipe_cli import parse_arguments, resolve_path
 from speechbrain_ext.training.schedules import set_learning_rate
@@ -59,6 +73,8 @@ def scalar_terms(outputs):
 
 class PretrainBrain(sb.core.Brain):
     """Runs any pre-training objective whose module returns ``{"loss": ...}``."""
+
+    seen = None  # a SeenAccounting (Table 2 of paper 001), set by main()
 
     def on_fit_start(self):
         super().on_fit_start()  # recovers the latest checkpoint, if any
@@ -79,15 +95,19 @@ class PretrainBrain(sb.core.Brain):
                         f"{self.hparams.audio_counter.hours:.3f} h of audio seen, "
                         f"{self.hparams.device_clock.hours:.3f} {self.device_kind} hours")
         logger.info(
-            f"effective batch: {self.hparams.batch_seconds} s per process x "
+            f"effective batch: {self.hparams.batch_seconds:g} s per process x "
             f"{self.grad_accumulation_factor} accumulation x {world_size()} processes = "
             f"{self.requested_seconds_per_update / 60:.2f} "
-            f"min of audio per update (before cropping to the shortest clip)")
+            f"min of audio per update ("
+            + ("each GPU batch filled up to its budget, padded, not cropped)"
+               if not self.hparams.crop_to_shortest else "before cropping to the shortest clip)"))
 
     @property
     def max_samples(self):
-        """Crop limit of whole utterances (fairseq's max_sample_size); pieces: none."""
-        return self.hparams.max_sample_size if self.hparams.pretrain_on == "utterances" else None
+        """Crop limit of whole utterances (fairseq's max_sample_size); pieces
+        and uncropped (padded) batches: none."""
+        return (self.hparams.max_sample_size
+                if self.hparams.pretrain_on == "utterances" and self.hparams.crop_to_shortest else None)
 
     @property
     def device_kind(self):
@@ -200,7 +220,9 @@ class PretrainBrain(sb.core.Brain):
         if self.hparams.crop_to_shortest:
             wav = crop_to_shortest(wav, wav_lens, max_samples=self.max_samples)
             wav_lens = None
-        self.batch_audio_seconds = wav.shape[0] * wav.shape[1] / SAMPLE_RATE
+            self.batch_audio_seconds = wav.shape[0] * wav.shape[1] / SAMPLE_RATE
+        else:  # padded: the audio trained on is the unpadded part
+            self.batch_audio_seconds = float((wav_lens * wav.shape[1]).round().sum()) / SAMPLE_RATE
         return self.modules.model(wav, wav_lens)
 
     def compute_objectives(self, outputs, batch, stage):
@@ -225,6 +247,8 @@ class PretrainBrain(sb.core.Brain):
         pieces = float(samples.sum()) / SAMPLE_RATE
         pieces, trained = sum_over_processes(pieces, self.batch_audio_seconds)
         self.hparams.audio_counter.add(trained)
+        if self.seen is not None:
+            self.seen.add(batch.id)
         self.epoch_seconds["pieces"] += pieces
         self.epoch_seconds["trained"] += trained
         if not should_step:
@@ -261,6 +285,11 @@ class PretrainBrain(sb.core.Brain):
         if stage == sb.Stage.TRAIN:
             self.train_loss = stage_loss
             self.train_seconds = self.seconds_per_update()
+            sampler = getattr(self, "train_sampler", None)
+            if getattr(sampler, "dropped_batches", 0):  # paper 001's 10 s rule
+                logger.info(f"epoch {epoch}: {sampler.dropped_batches} batches "
+                            f"({sampler.dropped_utterances} utterances) dropped, their longest and "
+                            f"shortest utterances over {sampler.max_difference / SAMPLE_RATE:g} s apart")
             return
         stats = {key: total / max(self.valid_batches, 1) for key, total in self.valid_sums.items()}
         stats["loss"] = stage_loss
@@ -277,9 +306,12 @@ class PretrainBrain(sb.core.Brain):
             # the term that compares runs (the dynamic Barlow loss is always 2);
             # checkpoints marked "keep" are never candidates for deletion
             monitor = self.monitor_key if self.monitor_key in stats else "loss"
+            # Table 2 of paper 001 (every process takes part in the sum)
+            table2 = ({} if self.seen is None else
+                      self.seen.table2(self.optimizer_step, self.requested_seconds_per_update))
             self.checkpointer.save_and_keep_only(
                 meta={**stats, "update": self.optimizer_step,
-                      "hours_seen": self.hparams.audio_counter.hours, **device,
+                      "hours_seen": self.hparams.audio_counter.hours, **device, **table2,
                       "keep": self.keep_this_checkpoint},
                 end_of_epoch=self.end_of_epoch, min_keys=[monitor],
                 num_to_keep=self.hparams.checkpoints_to_keep,
@@ -300,9 +332,61 @@ def check_data_option(hparams):
     if hparams["pretrain_on"] not in ("pieces", "utterances"):
         raise ValueError(f"pretrain_on must be 'pieces' (length splits) or 'utterances', "
                          f"got {hparams['pretrain_on']!r}")
-    if hparams["pretrain_on"] == "utterances" and not hparams["crop_to_shortest"]:
+    sampler = hparams.get("sampler", "duration")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    if hparams["pretrain_on"] == "utterances" and not hparams["crop_to_shortest"] and sampler != "paper001":
         raise ValueError("pretrain_on: utterances needs crop_to_shortest: True (fairseq crops every "
-                         "utterance to the batch's shortest and to max_sample_size)")
+                         "utterance to the batch's shortest and to max_sample_size), or sampler: "
+                         "paper001, whose length-similar batches are padded (paper 001, Section 3.2)")
+    holdout = hparams.get("valid_holdout")
+    if holdout is not None and not (isinstance(holdout, float) and 0 < holdout < 1):
+        raise ValueError(f"valid_holdout must be null or a fraction between 0 and 1, got {holdout!r}")
+
+
+SAMPLERS = ("duration", "paper001")
+
+
+def check_batch_split(hparams, processes):
+    """Paper 001's batch per update: ``seconds_per_update`` must split into
+    ``gpus`` x ``grad_accumulation_factor`` equal GPU batches (whole samples)
+    of at most ``max_samples_per_gpu`` samples, ``gpus`` must be the number
+    of processes running, and ``batch_seconds`` is then derived (it must be
+    null). Sets ``hparams["batch_seconds"]``; returns the ``BatchSplit`` (None
+    for a YAML that sets ``batch_seconds`` instead)."""
+    seconds = hparams.get("seconds_per_update")
+    if seconds is None:
+        if hparams["batch_seconds"] is None:
+            raise ValueError("set batch_seconds (per process and step) or seconds_per_update "
+                             "(per update, paper 001): both are null")
+        return None
+    if hparams["batch_seconds"] is not None:
+        raise ValueError(f"seconds_per_update={seconds} and batch_seconds={hparams['batch_seconds']} "
+                         "are both set: batch_seconds is derived from seconds_per_update, gpus and "
+                         "grad_accumulation_factor; set batch_seconds: null")
+    keys = ("gpus", "grad_accumulation_factor", "max_samples_per_gpu")
+    missing = [k for k in keys if hparams.get(k) is None]
+    if missing:
+        raise ValueError(f"seconds_per_update is set, so {', '.join(missing)} must be too")
+    gpus, accumulation, budget = (hparams[k] for k in keys)
+    where = (f"seconds_per_update={seconds:g} with gpus={gpus}, grad_accumulation_factor="
+             f"{accumulation}, max_samples_per_gpu={budget}")
+    try:
+        split = split_batch(seconds, gpus, accumulation, budget, sample_rate=SAMPLE_RATE)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    if gpus != processes:
+        hint = ""
+        for acc in range(1, 1025):
+            try:
+                split_batch(seconds, processes, acc, budget, sample_rate=SAMPLE_RATE)
+            except ValueError:
+                continue
+            hint = f"; for the same batch on {processes} set --gpus={processes} --grad_accumulation_factor={acc}"
+            break
+        raise ValueError(f"{where}, but {processes} process(es) run{hint}")
+    hparams["batch_seconds"] = split.seconds_per_gpu_batch
+    return split
 
 
 def check_retention(hparams):
@@ -355,17 +439,57 @@ UTTERANCES_CSV = "utterances"  # prepare_librispeech's merged manifest of the sp
 def item_seconds(hparams, durations):
     """The seconds each item is trained on: pieces as they are; utterances
     at least ``min_sample_size`` long (the others are left out), cropped to
-    ``max_sample_size`` (fairseq's audio_pretraining task)."""
+    ``max_sample_size`` (fairseq's audio_pretraining task), or, in padded
+    batches (``crop_to_shortest: False``), whole, longer ones left out."""
     if hparams["pretrain_on"] == "pieces":
         return list(durations)
     low, high = hparams["min_sample_size"] / SAMPLE_RATE, hparams["max_sample_size"] / SAMPLE_RATE
+    if not hparams["crop_to_shortest"]:
+        return [d for d in durations if low <= d <= high]
     return [min(d, high) for d in durations if d >= low]
 
 
 def manifest_path(hparams, stage):
-    """The CSV a stage reads: the length split's pieces, or the utterances."""
+    """The CSV a stage reads: the length split's pieces, or the utterances;
+    with ``valid_holdout``, the training manifest's two parts."""
     name = csv_name(hparams["split_length"]) if hparams["pretrain_on"] == "pieces" else UTTERANCES_CSV + ".csv"
+    if hparams.get("valid_holdout") is not None:
+        return Path(hparams["train_prep_folder"]) / holdout_name(name, hparams, stage)
     return Path(hparams[f"{stage}_prep_folder"]) / name
+
+
+def holdout_name(name, hparams, stage):
+    """``utterances_valid_holdout0.05_seed0.csv``: the part, fraction and seed in the name."""
+    return (f"{Path(name).stem}_{stage}_holdout{hparams['valid_holdout']:g}"
+            f"_seed{hparams.get('valid_holdout_seed', 0)}.csv")
+
+
+def write_holdout(hparams):
+    """Paper 001, Section 4.1: a random ``valid_holdout`` fraction (5 %) of
+    the training manifest's rows is the validation set, the rest trains;
+    the same rows for a ``valid_holdout_seed`` whatever the run's seed (the
+    runs of a study validate on one set). Written beside the manifest."""
+    import csv
+
+    import numpy as np
+
+    source = Path(hparams["train_prep_folder"]) / (
+        csv_name(hparams["split_length"]) if hparams["pretrain_on"] == "pieces" else UTTERANCES_CSV + ".csv")
+    with open(source, newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames, list(reader)
+    count = int(round(hparams["valid_holdout"] * len(rows)))
+    if count < 1 or count >= len(rows):
+        raise ValueError(f"valid_holdout={hparams['valid_holdout']} of the {len(rows)} rows of {source} "
+                         f"is {count} rows: both parts need at least one")
+    rng = np.random.default_rng(hparams.get("valid_holdout_seed", 0))
+    held = set(rng.permutation(len(rows))[:count].tolist())
+    for stage, keep in (("train", lambda k: k not in held), ("valid", lambda k: k in held)):
+        path = source.parent / holdout_name(source.name, hparams, stage)
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(row for k, row in enumerate(rows) if keep(k))
 
 
 def read_utterance(wav, duration):
@@ -383,16 +507,25 @@ def dataio_prep(hparams):
         if hparams["pretrain_on"] == "pieces":
             dataset.add_dynamic_item(read_piece, takes="segments", provides="sig")
         else:  # fairseq's min_sample_size: shorter utterances are left out
-            dataset = dataset.filtered_sorted(
-                key_min_value={"duration": hparams["min_sample_size"] / SAMPLE_RATE}, sort_key=None)
+            limits = {"key_min_value": {"duration": hparams["min_sample_size"] / SAMPLE_RATE}}
+            if not hparams["crop_to_shortest"]:  # whole in padded batches: longer ones left out
+                limits["key_max_value"] = {"duration": hparams["max_sample_size"] / SAMPLE_RATE}
+            dataset = dataset.filtered_sorted(**limits, sort_key=None)
             dataset.add_dynamic_item(read_utterance, takes=["wav", "duration"], provides="sig")
         dataset.set_output_keys(["id", "sig"])
         datasets[stage] = dataset
     train = datasets["train"]
-    sampler = DurationBatchSampler(
-        item_seconds(hparams, [float(train.data[i]["duration"]) for i in train.data_ids]),
-        max_batch_length=hparams["batch_seconds"], num_buckets=hparams["num_buckets"],
-        min_batch_size=hparams["min_batch_size"], seed=hparams["seed"])
+    seconds = item_seconds(hparams, [float(train.data[i]["duration"]) for i in train.data_ids])
+    if hparams.get("sampler", "duration") == "paper001":
+        sampler = Paper001BatchSampler(
+            seconds, max_samples=int(round(hparams["batch_seconds"] * SAMPLE_RATE)),
+            sample_rate=SAMPLE_RATE, bin_size=hparams["bin_size"], queue_size=hparams["queue_size"],
+            max_length_difference=hparams["max_length_difference"], padded=hparams["budget_padded"],
+            seed=hparams["seed"])
+    else:
+        sampler = DurationBatchSampler(
+            seconds, max_batch_length=hparams["batch_seconds"], num_buckets=hparams["num_buckets"],
+            min_batch_size=hparams["min_batch_size"], seed=hparams["seed"])
     return datasets, sampler
 
 
@@ -406,6 +539,10 @@ def main(argv=None):
         hparams = load_hyperpyyaml(f, overrides)
     check_retention(hparams)
     check_data_option(hparams)
+    # the Brain takes a command-line --grad_accumulation_factor over the YAML's: so does the check
+    if "grad_accumulation_factor" in getattr(run_opts, "overridden_args", ()):
+        hparams["grad_accumulation_factor"] = run_opts["grad_accumulation_factor"]
+    check_batch_split(hparams, world_size())
     hparams["data_folder"] = str(resolve_path(hparams["data_folder"], [RECIPE_DIR]))
     if not Path(hparams["data_folder"]).is_dir():
         raise DataPreparationError(f"data_folder {hparams['data_folder']} does not exist "
@@ -423,6 +560,9 @@ def main(argv=None):
                 "data_folder": hparams["data_folder"], "save_folder": hparams[f"{stage}_prep_folder"],
                 "splits": hparams[f"{stage}_splits"], "merge_name": UTTERANCES_CSV,
                 "skip_prep": hparams["skip_prep"]})
+        if hparams.get("valid_holdout") is not None:  # validation: part of the training set
+            run_on_main(write_holdout, args=[hparams])
+            break
     model = hparams["model"]
     if not isinstance(model, PretrainingObjective):
         raise TypeError(f"model: {type(model).__name__} is not a pre-training objective (it needs "
@@ -441,8 +581,17 @@ def main(argv=None):
         "backbone", BackboneSaver(lambda: unwrap(brain.modules.model).backbone,
                                   hparams["audio_counter"], lambda: brain.optimizer_step,
                                   lambda: brain.device_hours()))
+    seen = None
+    if hparams.get("table2_accounting", False):  # before the brain recovers a checkpoint
+        train = datasets["train"]
+        seen = SeenAccounting()
+        # each utterance's length without padding (cropped to max_sample_size where the batches are)
+        seen.bind(train.data_ids, item_seconds(hparams, [float(train.data[i]["duration"])
+                                                         for i in train.data_ids]))
+        hparams["checkpointer"].add_recoverable("seen_utterances", seen)
     brain = PretrainBrain(modules={"model": model}, opt_class=hparams["opt_class"],
                           hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])
+    brain.seen, brain.train_sampler = seen, sampler
     start = time.time()
     brain.fit(hparams["epoch_counter"], datasets["train"], datasets["valid"],
               train_loader_kwargs={"batch_sampler": sampler, "num_workers": hparams["num_workers"]},

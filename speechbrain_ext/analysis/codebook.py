@@ -222,7 +222,10 @@ def validation_statistics(model, batches, seed=0):
             masked = float(out["time_mask"].sum())
             frames += masked
             correct += float(out["accuracy"]) * masked
-            loss_sum += float(out["loss"]) * masked
+            # per masked frame whatever the model's loss_reduction (a sum-reduced
+            # loss already carries the frame count)
+            per_frame = float(out["loss"]) / (masked if getattr(model, "loss_reduction", "mean") == "sum" else 1)
+            loss_sum += per_frame * masked
             prob, code = group_perplexities(logits)
             prob_sum += prob.double()
             code_sum += code.double()

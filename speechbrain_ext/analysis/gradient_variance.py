@@ -177,30 +177,32 @@ def gradient_std(model, loss_fn, batches, ddof=1, accumulate=False, seed=0, trai
     return GradientStd(total_std / scalars, scalars, count, ddof, per_tensor, total_abs / scalars)
 
 
-def contrastive_loss(reduction="mean"):
+def contrastive_loss(reduction=None):
     """A ``loss_fn`` for :class:`Wav2Vec2ContrastiveModel` and the other
     pre-training objectives: ``batch`` is ``wav [B, S]`` or ``(wav, wav_lens)``.
 
-    ``reduction="mean"``: the model's ``loss`` (per masked frame, what the
-    recipe optimises); ``"sum"``: times the number of masked frames
-    (fairseq's unnormalised sum, the scale of the paper's sum-reduced loss:
-    larger GPU batches give larger gradients). Absolute values of Fig. 3
-    depend on this choice; the comparison between batch sizes does not
-    change its direction.
+    ``reduction=None``: the model's ``loss`` as it is trained (its own
+    ``loss_reduction``); ``"mean"``: per masked frame; ``"sum"``: times the
+    number of masked frames (fairseq's unnormalised sum, the scale of paper
+    001's sum-reduced loss: larger GPU batches give larger gradients).
+    Absolute values of Fig. 3 depend on this choice; the comparison between
+    batch sizes does not change its direction.
 
     >>> loss_fn = contrastive_loss("sum")
     >>> loss_fn.reduction
     'sum'
     """
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    if reduction not in (None, "mean", "sum"):
+        raise ValueError(f"reduction must be None, 'mean' or 'sum', got {reduction!r}")
 
     def loss_fn(model, batch):
         wav, wav_lens = (batch if isinstance(batch, (tuple, list)) else (batch, None))
         out = model(wav, wav_lens)
-        if reduction == "sum":
-            return out["loss"] * out["time_mask"].sum()
-        return out["loss"]
+        own = getattr(model, "loss_reduction", "mean")
+        if reduction is None or reduction == own:
+            return out["loss"]
+        masked = out["time_mask"].sum()
+        return out["loss"] * masked if reduction == "sum" else out["loss"] / masked
 
     loss_fn.reduction = reduction
     return loss_fn

@@ -478,3 +478,124 @@ def study_markdown(summaries, primary, title, figures=()):
     lines += ["Figures: " + (", ".join(f"`{name}`" for name in figures) if figures else
                              "none yet (no train log or phone-probe result to plot)"), ""]
     return "\n".join(lines)
+
+
+# ------------------------------------------- paper 001: quality vs hours seen
+
+
+def _as_float(value):
+    """A finite float from a number or a CSV string; None otherwise."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def quality_against_hours(rows, csv_path, figure_path, metrics, x="upper_bound_hours", baselines=None,
+                          title=None):
+    """Paper 001's Figs 4-5: each downstream ``metric`` of the checkpoints of
+    several batch sizes against the hours of audio seen in pre-training, one
+    curve per batch size (``run``), one panel per metric, a log x axis (as
+    the paper's); and the rows as a CSV.
+
+    Arguments
+    ---------
+    rows : list of dict
+        One per checkpoint: ``run``, ``updates``, the ``x`` column and each
+        metric (e.g. ``wer`` of a fine-tuning or ``phone_accuracy`` of a
+        probe); a missing or None metric is left out of its curve.
+    csv_path, figure_path : str or Path
+    metrics : dict
+        ``{column: axis label}``, in panel order.
+    x : str
+        ``upper_bound_hours`` (updates x batch size, the paper's Fig. 4) or
+        ``measured_hours`` / ``hours_seen``.
+    baselines : dict, optional
+        ``{column: (label, value)}`` drawn as a horizontal line (e.g. a
+        random network of the same shape).
+
+    Returns
+    -------
+    list of str: the metrics plotted.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> rows = [{"run": run, "updates": u, "upper_bound_hours": u * s / 3600, "wer": 100 - u * s / 90}
+    ...         for run, s in (("20s", 20), ("40s", 40)) for u in (90, 180)]
+    >>> folder = tempfile.mkdtemp()
+    >>> quality_against_hours(rows, folder + "/q.csv", folder + "/q.png", {"wer": "WER (%)"})
+    ['wer']
+    >>> open(folder + "/q.csv").readline().strip()
+    'run,updates,upper_bound_hours,wer'
+    """
+    import csv
+
+    metrics = dict(metrics)
+    columns = ["run", "updates", x] + list(metrics)
+    extra = sorted({k for row in rows for k in row} - set(columns))
+    Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns + extra)
+        writer.writeheader()
+        writer.writerows(rows)
+    plotted = [m for m in metrics if any(_as_float(r.get(m)) is not None for r in rows)]
+    if not plotted:
+        return []
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(plotted), figsize=(4.8 * len(plotted), 3.6), squeeze=False)
+    runs = list(dict.fromkeys(r["run"] for r in rows))
+    for ax, metric in zip(axes.flat, plotted):
+        for i, run in enumerate(runs):
+            points = sorted((_as_float(r[x]), _as_float(r.get(metric))) for r in rows
+                            if r["run"] == run and _as_float(r.get(metric)) is not None
+                            and _as_float(r.get(x)) is not None)
+            if points:
+                ax.plot(*zip(*points), marker="o", color=f"C{i % 10}", label=str(run))
+        if baselines and metric in baselines:
+            label, value = baselines[metric]
+            ax.axhline(value, color="grey", linestyle=":", label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel({"upper_bound_hours": "hours of audio seen (upper bound)",
+                       "measured_hours": "hours of audio seen (measured)"}.get(x, x))
+        ax.set_ylabel(metrics[metric])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, title="batch size")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    Path(figure_path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(figure_path, dpi=110)
+    plt.close(fig)
+    return plotted
+
+
+def equal_hours_table(rows, metric, x="upper_bound_hours", digits=3):
+    """Paper 001's Table 4: the checkpoints of different batch sizes that saw
+    the same hours (``x`` rounded to ``digits`` significant digits), grouped:
+    ``[(hours, [(run, updates, metric value), ...]), ...]`` for the hours
+    reached by at least two runs, and the spread (max - min) of the metric.
+
+    >>> rows = [{"run": "20s", "updates": 180, "upper_bound_hours": 1.0, "wer": 40.0},
+    ...         {"run": "40s", "updates": 90, "upper_bound_hours": 1.0, "wer": 42.0},
+    ...         {"run": "40s", "updates": 180, "upper_bound_hours": 2.0, "wer": 30.0}]
+    >>> equal_hours_table(rows, "wer")
+    [(1.0, [('20s', 180, 40.0), ('40s', 90, 42.0)], 2.0)]
+    """
+    groups = {}
+    for row in rows:
+        hours, value = _as_float(row.get(x)), _as_float(row.get(metric))
+        if hours is None or value is None or hours <= 0:
+            continue
+        key = float(f"{hours:.{digits}g}")
+        groups.setdefault(key, []).append((row["run"], int(row["updates"]), value))
+    out = []
+    for hours in sorted(groups):
+        members = groups[hours]
+        if len({run for run, _, _ in members}) >= 2:
+            values = [v for _, _, v in members]
+            out.append((hours, members, max(values) - min(values)))
+    return out

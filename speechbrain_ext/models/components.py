@@ -320,13 +320,15 @@ def cnn_features(backbone, wav, wav_lens=None):
         wav = normalize_waveforms(wav, samples)
     features = backbone.feature_extractor(wav, samples)
     features = scale_gradient(features, backbone.config.feature_grad_mult if backbone.training else 1.0)
-    feature_penalty = features.float().pow(2).mean()
     batch, frames = features.shape[:2]
     if samples is None:
         frame_mask = torch.ones(batch, frames, dtype=torch.bool, device=wav.device)
+        feature_penalty = features.float().pow(2).mean()
     else:
         frame_lengths = backbone.frame_lengths(samples).clamp(min=0, max=frames)
         frame_mask = length_to_mask(frame_lengths, frames, dtype=torch.bool)
+        # over the real frames only: padding never enters a loss (paper 001, Section 3.2)
+        feature_penalty = features[frame_mask].float().pow(2).mean()
     return features, frame_mask, feature_penalty
 
 

@@ -51,14 +51,22 @@ class Wav2Vec2ContrastiveModel(nn.Module):
     backbone : optional existing backbone (e.g. loaded from a checkpoint)
     mlp_hidden_dim : None for linear heads (wav2vec2), else the hidden size of
         the MLP predictor heads with BatchNorm (SEW / SEW-D: 4096)
+    loss_reduction : ``mean`` (``loss`` per masked frame: fairseq's gradient
+        after its trainer divides by the sample size) or ``sum`` (``loss``
+        times the GPU batch's masked frames, the sum-reduced loss of paper
+        001, Sections 3.1 and 5: its scale grows with the GPU batch)
     """
 
     def __init__(self, backbone_config=None, mask_prob=0.65, mask_length=10, min_masks=2,
                  num_negatives=100, codevector_dim=256, num_groups=2, num_vars=320,
                  final_dim=256, logit_temperature=0.1, dropout_features=0.1,
                  quantizer_temperature=(2.0, 0.5, 0.999995), diversity_weight=0.1,
-                 feature_penalty_weight=10.0, backbone=None, mlp_hidden_dim=None):
+                 feature_penalty_weight=10.0, backbone=None, mlp_hidden_dim=None,
+                 loss_reduction="mean"):
         super().__init__()
+        if loss_reduction not in ("mean", "sum"):
+            raise ValueError(f"loss_reduction must be 'mean' or 'sum', got {loss_reduction!r}")
+        self.loss_reduction = loss_reduction
         self.wav2vec2 = backbone if backbone is not None else build_backbone(backbone_config or {})
         cnn_dim = self.wav2vec2.feature_extractor.output_dim
         dim = self.wav2vec2.config.dim
@@ -92,8 +100,8 @@ class Wav2Vec2ContrastiveModel(nn.Module):
         self.set_num_updates(num_updates)
 
     def forward(self, wav, wav_lens=None):
-        """``wav`` ``[B, samples]`` -> dict with ``loss`` (per masked frame)
-        and logging statistics."""
+        """``wav`` ``[B, samples]`` -> dict with ``loss`` (per masked frame,
+        or summed over them: ``loss_reduction``) and logging statistics."""
         out = self.wav2vec2(wav, wav_lens,
                             span_mask=(self.mask_prob, self.mask_length, self.min_masks))
         time_mask = out.time_mask
@@ -106,6 +114,8 @@ class Wav2Vec2ContrastiveModel(nn.Module):
         loss = self.loss_fn(logits, qstats["prob_perplexity"], self.quantizer.num_codevectors,
                             out.feature_penalty)
         loss["loss"] = loss.pop("total")
+        if self.loss_reduction == "sum":  # the terms stay per frame, for the logs
+            loss["loss"] = loss["loss"] * loss["num_masked"]
         loss.update(prob_perplexity=qstats["prob_perplexity"].detach(),
                     code_perplexity=qstats["code_perplexity"],
                     temperature=qstats["temperature"],

@@ -67,9 +67,12 @@ def heuristic_names():
     return list(HEURISTICS) + list(_ALIASES)
 
 
-def learning_rate(heuristic, seconds_per_update):
+def learning_rate(heuristic, seconds_per_update, reference_lr=REFERENCE_LR,
+                  reference_seconds=REFERENCE_SECONDS):
     """Maximum learning rate of ``heuristic`` for a batch of
-    ``seconds_per_update`` seconds of audio (a float).
+    ``seconds_per_update`` seconds of audio (a float), scaled from
+    ``reference_lr`` at ``reference_seconds`` (the paper's 5e-4 at 6000 s; a
+    smaller model or corpus has its own reference, e.g. the micro study's).
 
     Arguments
     ---------
@@ -79,6 +82,8 @@ def learning_rate(heuristic, seconds_per_update):
     seconds_per_update : float
         Seconds of audio in one optimizer update (all GPUs and accumulation
         steps together), > 0.
+    reference_lr, reference_seconds : float
+        ``m_lr`` and ``s_orig`` of the heuristics (> 0).
 
     Returns
     -------
@@ -88,20 +93,26 @@ def learning_rate(heuristic, seconds_per_update):
     -------
     >>> learning_rate("lin", 6000), learning_rate("const", 1.0)
     (0.0005, 0.0005)
+    >>> learning_rate("sub", 10.0, reference_lr=1e-3, reference_seconds=40.0)
+    0.0005
     >>> learning_rate("cosine", 150)
     Traceback (most recent call last):
     ...
-    ValueError: unknown learning-rate heuristic 'cosine'; known: lin, sub, const (aliases: h_lin, linear, h_sub, sqrt, square_root, sub_linear, sublinear, h_const, constant)
+    ValueError: unknown learning-rate heuristic 'cosine' (the YAML key lr_heuristic); known: lin, sub, const (aliases: h_lin, linear, h_sub, sqrt, square_root, sub_linear, sublinear, h_const, constant)
     """
     key = str(heuristic).strip().lower()
     key = _ALIASES.get(key, key)
     if key not in HEURISTICS:
-        raise ValueError(f"unknown learning-rate heuristic {heuristic!r}; known: "
+        raise ValueError(f"unknown learning-rate heuristic {heuristic!r} (the YAML key lr_heuristic); known: "
                          f"{', '.join(HEURISTICS)} (aliases: {', '.join(_ALIASES)})")
     seconds = float(seconds_per_update)
     if not seconds > 0 or math.isinf(seconds):
         raise ValueError(f"seconds_per_update must be a positive finite number, got {seconds_per_update!r}")
-    return HEURISTICS[key](seconds)
+    reference_lr, reference_seconds = float(reference_lr), float(reference_seconds)
+    if not (reference_lr > 0 and reference_seconds > 0):
+        raise ValueError(f"reference_lr and reference_seconds must be > 0, got {reference_lr!r}, "
+                         f"{reference_seconds!r}")
+    return reference_lr / REFERENCE_LR * HEURISTICS[key](seconds * REFERENCE_SECONDS / reference_seconds)
 
 
 @dataclass(frozen=True)

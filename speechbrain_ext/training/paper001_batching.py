@@ -52,10 +52,17 @@ Where the paper leaves a choice, and what is chosen here
   is an error; ``max_duration`` (the released code uses 30 s) leaves out
   longer utterances up front (counted in ``excluded_utterances``).
 
-Padding: the pre-training recipe crops every batch to its shortest clip
-(``speechbrain_ext.training.batching.crop_to_shortest``), so no padding
-reaches the pre-training losses; the length-similar batches made here keep
-that crop small.
+Padding: with this sampler the pre-training recipe pads each batch to its
+longest utterance, as the paper does (``recipes/pretrain/hparams/paper001_*.yaml``:
+``crop_to_shortest: False``); the model is given the lengths, so padded
+frames are never masked, never attended to and in no loss term (the CNN
+still convolves them and, with a GroupNorm front end, normalises over them,
+as in the paper and fairseq). With ``crop_to_shortest: True`` every batch is
+cropped to its shortest clip instead (fairseq), which the length-similar
+batches made here keep small.
+
+:class:`SeenAccounting` keeps Table 2 (hours seen, upper bound and
+measured, epochs, the most repeats of an utterance) through a run.
 
 Example
 -------
@@ -75,6 +82,7 @@ import logging
 
 import numpy as np
 import torch
+from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 
 logger = logging.getLogger(__name__)
 
@@ -229,3 +237,112 @@ class Paper001BatchSampler(torch.utils.data.Sampler):
 
     def __len__(self):
         return len(self.batches())
+
+
+@register_checkpoint_hooks
+class SeenAccounting:
+    """Paper 001's Table 2, kept during training: how often each training
+    utterance was put into a trained batch, checkpointed with the run.
+
+    :meth:`table2` gives, after ``updates`` updates of ``seconds_per_update``
+    seconds (the requested batch size):
+
+    - ``upper_bound_hours``: ``updates * seconds_per_update / 3600`` (the
+      paper's "upper bound", what its Figs 4-5 plot);
+    - ``upper_bound_epochs``: that over the training set's hours;
+    - ``measured_hours``: the summed durations of every utterance put into a
+      trained batch, looked up without padding (the paper's "measured";
+      below the upper bound since batches are filled up to a budget and
+      batches breaking the 10 s rule are dropped);
+    - ``measured_epochs``, ``max_repeats`` (the most times any utterance was
+      seen), ``dataset_hours``.
+
+    Counts are per process; :meth:`table2` sums them over the processes of a
+    torchrun job (every process must call it: the recipe does before each
+    validation checkpoint) and the checkpoint stores that sum (loaded back
+    into the main process only, so sums stay right on resume). SpeechBrain
+    saves on the main process alone, where no collective can run: in a
+    multi-process job a time-based checkpoint between validations stores the
+    sum of the last :meth:`table2` plus the main process's counts since. A checkpoint maps counts by utterance id, so a reordered
+    manifest resumes correctly.
+
+    Example
+    -------
+    >>> seen = SeenAccounting()
+    >>> seen.bind(["a", "b", "c"], [3600.0, 1800.0, 1800.0])
+    >>> seen.add(["a", "b"]); seen.add(["b"])
+    >>> {k: round(v, 3) for k, v in seen.table2(updates=2, seconds_per_update=3600).items()}
+    {'upper_bound_hours': 2.0, 'upper_bound_epochs': 1.0, 'measured_hours': 2.0, 'measured_epochs': 1.0, 'max_repeats': 2, 'dataset_hours': 2.0}
+    """
+
+    def __init__(self):
+        self.ids, self.index, self.counts, self.seconds = [], {}, None, None
+        self._pending = None
+        self._synced = None  # (totals, local counts) at the last table2
+
+    def bind(self, ids, durations):
+        """The training set: utterance ``ids`` and their ``durations`` (seconds)."""
+        ids = [str(i) for i in ids]
+        if len(ids) != len(durations):
+            raise ValueError(f"{len(ids)} ids but {len(durations)} durations")
+        self.ids, self.index = ids, {name: k for k, name in enumerate(ids)}
+        self.seconds = torch.tensor([float(d) for d in durations], dtype=torch.float64)
+        self.counts = torch.zeros(len(ids), dtype=torch.int64)
+        if self._pending is not None:
+            self._restore(self._pending)
+
+    def add(self, ids):
+        """One trained batch's utterance ids."""
+        if self.counts is None:
+            raise RuntimeError("SeenAccounting.add before bind")
+        for name in ids:
+            self.counts[self.index[str(name)]] += 1
+
+    def _totals(self):
+        counts = self.counts.clone()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(counts)
+        return counts
+
+    def table2(self, updates, seconds_per_update):
+        """The row of Table 2 now (see the class docstring); a dict."""
+        counts = self._totals()
+        self._synced = (counts.clone(), self.counts.clone())
+        dataset = float(self.seconds.sum()) / 3600
+        upper = updates * float(seconds_per_update) / 3600
+        measured = float((counts.double() * self.seconds).sum()) / 3600
+        return {"upper_bound_hours": upper, "upper_bound_epochs": upper / dataset,
+                "measured_hours": measured, "measured_epochs": measured / dataset,
+                "max_repeats": int(counts.max()) if len(counts) else 0, "dataset_hours": dataset}
+
+    def _restore(self, state):
+        unknown = [name for name in state["ids"] if name not in self.index]
+        if unknown:
+            raise ValueError(f"the checkpoint's utterance counts name {len(unknown)} utterance(s) "
+                             f"not in this training set (e.g. {unknown[0]}): another manifest?")
+        self.counts.zero_()
+        rank = torch.distributed.get_rank() if (torch.distributed.is_available()
+                                                and torch.distributed.is_initialized()) else 0
+        if rank == 0:
+            for name, count in zip(state["ids"], state["counts"].tolist()):
+                self.counts[self.index[name]] = count
+        self._pending, self._synced = None, None
+
+    @mark_as_saver
+    def _save(self, path):
+        if self.counts is None:
+            counts = torch.zeros(0, dtype=torch.int64)
+        elif self._synced is None:  # one process, or no table2 yet
+            counts = self.counts
+        else:  # no collective here (main process only): the last sum + ours since
+            counts = self._synced[0] + self.counts - self._synced[1]
+        seen = counts.nonzero().flatten().tolist()
+        torch.save({"ids": [self.ids[k] for k in seen], "counts": counts[seen]}, path)
+
+    @mark_as_loader
+    def _load(self, path, end_of_epoch=False):
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if self.counts is None:
+            self._pending = state
+        else:
+            self._restore(state)

@@ -12,6 +12,11 @@ the update count (which SpeechBrain's checkpoint keeps), not scheduler state.
   exponential decay to ``final_lr_scale``).
 - ``CyclicTriangular``: the batch-size paper's triangular cycles.
 
+:func:`make_schedule` builds any of them from a name, so that a YAML picks
+its schedule by a plain key (``lr_schedule_kind: cyclic``) which an
+overrides file or the command line can change (they cannot install an
+object).
+
 Example
 -------
 >>> s = LinearWarmupDecay(peak_lr=5e-4, warmup_steps=10, total_steps=110)
@@ -98,6 +103,66 @@ class CyclicTriangular:
         position = step % (2 * self.step_size)
         frac = position / self.step_size if position <= self.step_size else 2 - position / self.step_size
         return self.base_lr + (self.max_lr - self.base_lr) * frac
+
+
+SCHEDULES = {"linear": LinearWarmupDecay, "exponential": ExponentialDecay, "tri_stage": TriStage,
+             "cyclic": CyclicTriangular}
+
+
+def make_schedule(kind, peak_lr, total_steps=None, warmup_steps=None, cycles=8,
+                  base_lr_ratio=0.01, decay_rate=0.99, decay_steps=1000):
+    """The schedule called ``kind``, from the keys every YAML has.
+
+    - ``cyclic`` (paper 001, Section 4.1): ``cycles`` triangular cycles over
+      ``total_steps`` (400k / 8 = 25k up and 25k down), minimum
+      ``base_lr_ratio * peak_lr`` (1/100);
+    - ``linear``: warm-up over ``warmup_steps``, linear decay to 0 at
+      ``total_steps`` (fairseq's wav2vec2 pre-training);
+    - ``tri_stage``: fairseq's 10 / 40 / 50 % over ``total_steps``;
+    - ``exponential``: ``peak_lr * decay_rate ** (step / decay_steps)``.
+
+    Arguments
+    ---------
+    kind : str
+    peak_lr : float
+        The maximum learning rate (``lr`` of the YAML).
+    total_steps : int
+    warmup_steps : int
+    cycles : int
+    base_lr_ratio : float
+    decay_rate, decay_steps : float, int
+
+    Returns
+    -------
+    callable ``step -> lr``
+
+    Example
+    -------
+    >>> s = make_schedule("cyclic", 1.0, total_steps=160, cycles=8)
+    >>> s.step_size, s(0), s(10), s(20)
+    (10, 0.01, 1.0, 0.01)
+    >>> make_schedule("cosine", 1.0, 100)
+    Traceback (most recent call last):
+    ...
+    ValueError: lr_schedule_kind 'cosine' is not a schedule; expected one of: linear, exponential, tri_stage, cyclic
+    """
+    if kind not in SCHEDULES:
+        raise ValueError(f"lr_schedule_kind {kind!r} is not a schedule; expected one of: "
+                         f"{', '.join(SCHEDULES)}")
+    if kind == "exponential":
+        return ExponentialDecay(peak_lr, decay_rate, decay_steps)
+    if total_steps is None or int(total_steps) < 1:
+        raise ValueError(f"lr_schedule_kind {kind!r} needs total_steps >= 1, got {total_steps!r}")
+    total_steps = int(total_steps)
+    if kind == "linear":
+        return LinearWarmupDecay(peak_lr, int(warmup_steps or 0), total_steps)
+    if kind == "tri_stage":
+        return TriStage(peak_lr, total_steps)
+    if int(cycles) < 1 or total_steps < 2 * int(cycles):
+        raise ValueError(f"cyclic schedule: {total_steps} updates cannot hold {cycles} cycles "
+                         "(each needs at least one update up and one down)")
+    # an exact number of cycles: the paper compares checkpoints at their ends
+    return CyclicTriangular(peak_lr, base_lr_ratio * peak_lr, total_steps // (2 * int(cycles)))
 
 
 def set_learning_rate(optimizer, lr):
