@@ -7,7 +7,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "speechbrain_ext"
 # bottom first; the package's own __init__ sits above every layer
-LAYERS = ["io", "models", "interop", "pretraining", "training", "downstream", "analysis"]
+LAYERS = ["io", "models", "interop", "pretraining", "training", "downstream", "analysis", "reproduce"]
 
 
 def module_name(path):
