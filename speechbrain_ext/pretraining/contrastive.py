@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 
-def sample_negatives(frames_per_utterance, num_negatives, generator=None):
+def sample_negatives(frames_per_utterance, num_negatives, generator=None, total=None):
     """Draws distractor rows for every masked frame from its own utterance.
 
     For the frame at local position ``i`` of utterance ``b`` (``M_b`` masked
@@ -41,6 +41,9 @@ def sample_negatives(frames_per_utterance, num_negatives, generator=None):
         ``K``, distractors per masked frame (100 in wav2vec 2.0).
     generator : torch.Generator, optional
         Source of randomness, on the device of ``frames_per_utterance``.
+    total : int, optional
+        ``sum(M_b)`` when the caller knows it (e.g. from the masked-frame
+        index): saves the host synchronisation of ``repeat_interleave``.
 
     Returns
     -------
@@ -64,15 +67,17 @@ def sample_negatives(frames_per_utterance, num_negatives, generator=None):
     """
     counts = torch.as_tensor(frames_per_utterance).long()
     device = counts.device
-    lonely = (counts == 1).nonzero().flatten()
-    if lonely.numel() > 0:
-        raise ValueError(
-            f"utterance(s) {lonely.tolist()} have a single masked frame: "
-            "no negative can be sampled from the same utterance"
-        )
-    if bool((counts < 0).any()):
+    # one host synchronisation for both checks; the messages only on failure
+    if bool(((counts == 1) | (counts < 0)).any()):
+        lonely = (counts == 1).nonzero().flatten()
+        if lonely.numel() > 0:
+            raise ValueError(
+                f"utterance(s) {lonely.tolist()} have a single masked frame: "
+                "no negative can be sampled from the same utterance"
+            )
         raise ValueError(f"negative masked-frame counts: {counts.tolist()}")
-    utterance = torch.repeat_interleave(torch.arange(counts.numel(), device=device), counts)
+    utterance = torch.repeat_interleave(torch.arange(counts.numel(), device=device), counts,
+                                        output_size=total)
     offsets = (counts.cumsum(0) - counts)[utterance]  # [total]
     total = utterance.numel()
     local = torch.arange(total, device=device) - offsets
@@ -170,13 +175,15 @@ def _row_segments(negative_index):
     starts = torch.ones(total, dtype=torch.bool, device=rows.device)
     starts[1:] = lo[1:] > torch.cummax(hi, dim=0).values[:-1]
     segment = starts.long().cumsum(0) - 1
-    num_segments = int(segment[-1]) + 1
-    first_row = rows[starts]
+    first_row = rows[starts]  # [S] (the one data-dependent shape: a host synchronisation)
+    num_segments = first_row.shape[0]
     first_col = torch.full((num_segments,), total, dtype=torch.long, device=rows.device)
     first_col = first_col.scatter_reduce(0, segment, lo, reduce="amin")
     last_col = torch.zeros_like(first_col).scatter_reduce(0, segment, hi, reduce="amax")
-    num_rows = int(torch.bincount(segment, minlength=num_segments).max())
-    num_cols = int((last_col - first_col).max()) + 1
+    # both sizes in one device-to-host copy instead of two
+    num_rows, num_cols = torch.stack([
+        torch.bincount(segment, minlength=num_segments).max(),
+        (last_col - first_col).max() + 1]).tolist()
     return segment, first_row, first_col, num_rows, num_cols
 
 

@@ -25,8 +25,10 @@ Example
 ['accuracy', 'loss', 'prob_perplexity']
 >>> out["loss"].backward()
 """
+import torch
 from torch import nn
 
+from speechbrain_ext.models.masking import compute_span_mask
 from speechbrain_ext.models.registry import build_backbone
 from speechbrain_ext.pretraining.contrastive import Wav2Vec2Loss, contrastive_logits, sample_negatives
 from speechbrain_ext.pretraining.heads import projection_head
@@ -55,6 +57,10 @@ class Wav2Vec2ContrastiveModel(nn.Module):
         after its trainer divides by the sample size) or ``sum`` (``loss``
         times the GPU batch's masked frames, the sum-reduced loss of paper
         001, Sections 3.1 and 5: its scale grows with the GPU batch)
+    compile_backbone : ``torch.compile`` the backbone's context network
+        (transformer; ``nn.Module.compile``, so state-dict names are kept).
+        Off by default: compiling costs tens of seconds to minutes at the
+        first batch of every new shape and pays off on a GPU only.
     """
 
     def __init__(self, backbone_config=None, mask_prob=0.65, mask_length=10, min_masks=2,
@@ -62,7 +68,7 @@ class Wav2Vec2ContrastiveModel(nn.Module):
                  final_dim=256, logit_temperature=0.1, dropout_features=0.1,
                  quantizer_temperature=(2.0, 0.5, 0.999995), diversity_weight=0.1,
                  feature_penalty_weight=10.0, backbone=None, mlp_hidden_dim=None,
-                 loss_reduction="mean"):
+                 loss_reduction="mean", compile_backbone=False):
         super().__init__()
         if loss_reduction not in ("mean", "sum"):
             raise ValueError(f"loss_reduction must be 'mean' or 'sum', got {loss_reduction!r}")
@@ -80,6 +86,10 @@ class Wav2Vec2ContrastiveModel(nn.Module):
         self.mask_prob, self.mask_length, self.min_masks = mask_prob, mask_length, min_masks
         self.num_negatives = num_negatives
         self.logit_temperature = logit_temperature
+        if compile_backbone:
+            # the transformer has static shapes per batch; the CNN and the
+            # masking (data-dependent shapes) stay eager
+            getattr(self.wav2vec2, "encoder", self.wav2vec2).compile()
 
     monitor_key = "loss"  # the output that compares validation runs
 
@@ -99,18 +109,62 @@ class Wav2Vec2ContrastiveModel(nn.Module):
         """Called once after every optimizer update."""
         self.set_num_updates(num_updates)
 
-    def forward(self, wav, wav_lens=None):
+    def draw_masks(self, num_samples, generator=None):
+        """Span mask and negatives drawn ahead of the step (e.g. in a data
+        loader worker, from the batch's sample counts alone), for
+        ``forward(..., time_mask=, negative_index=)``.
+
+        Arguments
+        ---------
+        num_samples : torch.LongTensor
+            ``[B]`` unpadded samples per utterance (the padded length is
+            their maximum).
+        generator : torch.Generator, optional
+
+        Returns
+        -------
+        time_mask : torch.BoolTensor
+            ``[B, T]``, ``T`` the CNN frames of the longest utterance.
+        negative_index : torch.LongTensor
+            ``[total_masked, num_negatives]``, see ``sample_negatives``.
+        """
+        num_samples = torch.as_tensor(num_samples).long()
+        lengths = self.wav2vec2.frame_lengths(num_samples)
+        frames = int(self.wav2vec2.frame_lengths(int(num_samples.max())))
+        time_mask = compute_span_mask(lengths, frames, self.mask_prob, self.mask_length,
+                                      self.min_masks, generator)
+        negative_index = sample_negatives(time_mask.sum(dim=1), self.num_negatives, generator)
+        return time_mask, negative_index
+
+    def forward(self, wav, wav_lens=None, time_mask=None, negative_index=None):
         """``wav`` ``[B, samples]`` -> dict with ``loss`` (per masked frame,
-        or summed over them: ``loss_reduction``) and logging statistics."""
-        out = self.wav2vec2(wav, wav_lens,
-                            span_mask=(self.mask_prob, self.mask_length, self.min_masks))
+        or summed over them: ``loss_reduction``) and logging statistics.
+        ``time_mask`` ``[B, T]`` and ``negative_index`` ``[total_masked, K]``
+        (both or neither; see ``draw_masks``) replace the draws in the step."""
+        if (time_mask is None) != (negative_index is None):
+            raise ValueError("give both time_mask and negative_index, or neither")
+        span_mask = None if time_mask is not None else (self.mask_prob, self.mask_length,
+                                                         self.min_masks)
+        out = self.wav2vec2(wav, wav_lens, time_mask=time_mask, span_mask=span_mask)
         time_mask = out.time_mask
-        # Masked frames in row-major order: utterance b's frames are contiguous.
-        context = self.project_hid(out.last_hidden_state[time_mask])
-        codes, qstats = self.quantizer(self.dropout_features(out.features)[time_mask])
+        # Masked frames in row-major order (utterance b's frames contiguous):
+        # one nonzero (one host synchronisation) serves both gathers, where
+        # two boolean-mask indexings would synchronise twice.
+        masked = time_mask.reshape(-1).nonzero().squeeze(1)  # [total_masked]
+        hidden = out.last_hidden_state
+        context = self.project_hid(hidden.reshape(-1, hidden.shape[-1]).index_select(0, masked))
+        features = self.dropout_features(out.features)
+        codes, qstats = self.quantizer(
+            features.reshape(-1, features.shape[-1]).index_select(0, masked))
         targets = self.project_q(codes)
-        negative_index = sample_negatives(time_mask.sum(dim=1), self.num_negatives)
-        logits = contrastive_logits(context, targets, negative_index, self.logit_temperature)
+        if negative_index is None:
+            negative_index = sample_negatives(time_mask.sum(dim=1), self.num_negatives,
+                                              total=masked.numel())
+        elif negative_index.shape != (masked.numel(), self.num_negatives):
+            raise ValueError(f"negative_index {tuple(negative_index.shape)} does not fit "
+                             f"{masked.numel()} masked frames x {self.num_negatives} negatives")
+        logits = contrastive_logits(context, targets, negative_index.to(context.device),
+                                    self.logit_temperature)
         loss = self.loss_fn(logits, qstats["prob_perplexity"], self.quantizer.num_codevectors,
                             out.feature_penalty)
         loss["loss"] = loss.pop("total")
