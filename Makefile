@@ -8,7 +8,7 @@ SEED ?= 0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: env data demo test clean-data
+.PHONY: env data demo test test-readme clean-data
 
 env: $(STAMP)
 
@@ -37,8 +37,14 @@ demo: data
 	$(PY) -m speechbrain_ext.analysis.phone_probe $(DEMO_OUT)/save --data_folder $(DATA) \
 		--max_train_seconds 600 --max_test_seconds 300
 
+# The whole suite, tests/test_readme.py included (it runs the README's
+# first-hour commands, shortened, as a newcomer would: a few minutes);
+# `make test-readme` runs that one alone.
 test: env
 	SB_EXT_DATA=$(DATA) $(PY) -m pytest -q
+
+test-readme: env
+	SB_EXT_DATA=$(DATA) $(PY) -m pytest -q tests/test_readme.py
 
 clean-data:
 	rm -rf $(DATA)

@@ -12,6 +12,14 @@ Table 3), side by side in one run:
     python benchmarks/downstream_frozen_vs_unfrozen.py        # micro, CPU: a few minutes
     python benchmarks/downstream_frozen_vs_unfrozen.py --size base --batches 3   # a GPU
     python benchmarks/downstream_frozen_vs_unfrozen.py --tasks --cache_sizes micro w2v2_base
+    python benchmarks/downstream_frozen_vs_unfrozen.py --quick   # KWS and the micro cache: ~1 min
+
+By default part 1 runs every task with a micro backbone, but part 2 also
+times a paper-size wav2vec2-base backbone (95 M parameters; its epochs take
+minutes on a CPU): ``--cache_sizes micro`` skips it, ``--quick`` (KWS only,
+one timed batch, the micro cache epoch on 32 utterances) checks the script
+end to end. Progress lines go to standard error, the tables to standard
+output. CPU threads: ``--threads``, else ``OMP_NUM_THREADS``, else 1.
 
 ``--size micro``: a random backbone of ``recipes/downstream/overrides/micro.yaml``'s
 shape with the micro heads (x-vector 64 channels, CTC head 64 units as
@@ -33,6 +41,7 @@ cache, then a recomputed and a cached epoch.
 """
 import argparse
 import multiprocessing as mp
+import os
 import resource
 import shutil
 import sys
@@ -193,6 +202,11 @@ def epoch_times(queue, source, utterances, device, cache_folder, threads):
     queue.put(results)
 
 
+def progress(message):
+    """A progress line on standard error (the tables stay alone on stdout)."""
+    print(f"[downstream_frozen_vs_unfrozen] {message}", file=sys.stderr, flush=True)
+
+
 def in_process(target, *args):
     context = mp.get_context("spawn")
     queue = context.Queue()
@@ -204,7 +218,9 @@ def in_process(target, *args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     epilog="\n\n".join(__doc__.split("\n\n")[2:4]),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=("micro", "base"), default="micro",
                         help="backbone shape (random weights) and head sizes")
     parser.add_argument("--backbone", default=None, help="a checkpoint, not a random backbone")
@@ -214,12 +230,32 @@ def main(argv=None):
     parser.add_argument("--cache_sizes", nargs="*", default=["micro", "w2v2_base"],
                         help="backbone shapes of the cached-vs-recomputed epochs (micro or a "
                              "zoo name); none: skip part 2")
-    parser.add_argument("--cache_utterances", type=int, default=64)
+    parser.add_argument("--cache_utterances", type=int, default=64,
+                        help="one-second utterances per cached / recomputed epoch")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads per measurement (1: stable on a shared machine)")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 1)),
+                        help="torch CPU threads per measurement (default: OMP_NUM_THREADS, else "
+                             "1: stable on a shared machine)")
+    parser.add_argument("--quick", action="store_true",
+                        help="KWS only, 1 timed batch, the micro cache epoch on 32 utterances")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.tasks = args.tasks or ["KWS"]
+        args.batches, args.cache_sizes, args.cache_utterances = 1, ["micro"], 32
     tasks = available_tasks() if args.tasks is None else args.tasks
+    paper_size = [shape for shape in args.cache_sizes if shape != "micro"]
+    if paper_size or args.size == "base":
+        progress(f"paper-size backbones: {', '.join(paper_size + (['base'] if args.size == 'base' else []))} "
+                 "(minutes per configuration on a CPU; --quick or --cache_sizes micro for a short run)")
+    steps = 2 * len(tasks) + len(args.cache_sizes)
+    done, started = 0, time.time()
+
+    def step(what):
+        nonlocal done
+        done += 1
+        elapsed = time.time() - started
+        eta = f", about {elapsed / (done - 1) * (steps - done + 1):.0f} s left" if done > 1 else ""
+        progress(f"[{done}/{steps}] {what} ({elapsed:.0f} s so far{eta})")
     folder = tempfile.mkdtemp()
     try:
         micro = args.size == "micro"
@@ -235,7 +271,8 @@ def main(argv=None):
                   "cpu/batch unfroz. | unfroz./froz. (cpu) | MiB froz. | MiB unfroz. |")
             print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
         for task in tasks:
-            frozen, unfrozen = (in_process(step_time, source, task, freeze, args.batches,
+            frozen, unfrozen = (step(f"{task} {'frozen' if freeze else 'unfrozen'}") or
+                                in_process(step_time, source, task, freeze, args.batches,
                                            args.device, micro, args.threads)
                                 for freeze in (True, False))
             batch, seconds = TASKS[task]
@@ -249,6 +286,7 @@ def main(argv=None):
                   "recomputed / cached (wall) | recomputed / cached (cpu) |")
             print("|---|---|---|---|---|---|", flush=True)
         for shape in args.cache_sizes:
+            step(f"cache epochs, {shape} backbone")
             path = build_backbone(shape, folder)
             cache = Path(folder) / f"cache_{shape}"
             times = in_process(epoch_times, path, args.cache_utterances, args.device, str(cache),

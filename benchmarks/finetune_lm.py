@@ -16,6 +16,12 @@ overrides/micro.yaml`` (arguments after ``--`` are passed on); results go to
 ``--seeds 1 2 3``: each initialisation fine-tuned once per seed, in
 ``<out>/<init>/seed<N>``, then the WERs as mean ± sample standard deviation
 (ddof=1) over the seeds (paper 002, Table 3: three random runs).
+
+Each run takes about 6.5 min on 2 idle CPU cores (2000 updates of the micro
+model, the micro LM grid); ``--quick`` runs 20 updates and one LM weight /
+word score (a smoke run, not a comparison). The recipe's threads follow
+``OMP_NUM_THREADS`` (the environment is passed on); a line before each run
+says which it is and how many are left.
 """
 import argparse
 import csv
@@ -51,13 +57,18 @@ def oov_rates(prep_folder, train_csv_name, splits):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", nargs="?", default="results/runs/demo_nc_5s/save",
                         help="pre-trained backbone (our checkpoint folder, HF folder, fairseq .pt)")
     parser.add_argument("--setting", default="ls100", help="recipes/finetune/hparams/<setting>.yaml")
     parser.add_argument("--data", default="data/mini", help="folder holding LibriSpeech/ (and librispeech_finetuning/)")
-    parser.add_argument("--out", default="results/runs/finetune_lm")
+    parser.add_argument("--out", default="results/runs/finetune_lm",
+                        help="output folder, relative to the repository")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true",
+                        help="20 updates, one LM weight and word score: a smoke run")
     parser.add_argument("--reuse", action="store_true", help="keep a row whose wer.json exists")
     parser.add_argument("--seeds", nargs="+", type=int, default=None,
                         help="fine-tune each initialisation once per seed; report mean ± std")
@@ -67,6 +78,11 @@ def main(argv=None):
     split = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:split])
     args.extra = argv[split + 1:]
+    if not (Path(args.checkpoint).exists() or (REPO / args.checkpoint).exists()):
+        parser.error(f"no checkpoint {args.checkpoint}: `make demo` writes the default one; or give "
+                     "a pre-training save folder (results/runs/pretrain_micro/save)")
+    if args.quick:  # before the user's extra arguments, which win
+        args.extra = ["--max_updates=20", "--lm_weights=[1.0]", "--word_scores=[0.0]", *args.extra]
     rows, folders = {}, []
     runs = [(init, pretrained, seed) for init, pretrained in
             (("pretrained", args.checkpoint), ("random", "null")) for seed in (args.seeds or [None])]
@@ -75,6 +91,8 @@ def main(argv=None):
         out = (REPO / args.out / init / ("" if seed is None else f"seed{seed}")).resolve()
         folders.append(out)
         start = time.time()
+        print(f"[finetune_lm] run {len(folders)}/{len(runs)}: {label} ({pretrained}) -> {out}"
+              + ("" if args.quick else " (about 6.5 min on 2 idle cores)"), flush=True)
         if not (args.reuse and (out / "wer.json").is_file()):
             subprocess.run([sys.executable, str(REPO / "recipes/finetune/train.py"),
                             f"hparams/{args.setting}.yaml", "--overrides_file", "overrides/micro.yaml",

@@ -7,6 +7,14 @@ plus FLOPs per second of audio.
     python results/inference_time.py --utterances 3 --repeats 2 --models w2v2_base sewd_mid
     python results/inference_time.py --table6                # paper 002 Table 6's rows
     python results/inference_time.py --device cuda            # where a GPU is available
+    python results/inference_time.py --quick                  # the micro models, seconds
+
+The defaults time every paper-size zoo model (95 M parameters for
+wav2vec2-base, 300 M+ for the large ones): about 8 min on 2 quiet CPU cores;
+``--quick`` times the three micro models on one utterance (a smoke run, not a
+paper number). Progress goes to standard error, the table to standard
+output. CPU threads: ``--threads``, else ``OMP_NUM_THREADS`` (torch reads it),
+else torch's default.
 
 Utterances: the first ``--utterances`` files (sorted by path) of LibriSpeech
 dev-clean under ``--data_folder`` (default ``data/mini/LibriSpeech``, the
@@ -85,29 +93,47 @@ def count_flops(model, waves, device):
     return counter.get_total_flops()
 
 
+def progress(message):
+    """A progress line on standard error (the table stays alone on stdout)."""
+    print(f"[inference_time] {message}", file=sys.stderr, flush=True)
+
+
 def synchronise(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     epilog="\n\n".join(__doc__.split("\n\n")[1:3]),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=PAPER_MODELS, metavar="ZOO_NAME",
                         help="zoo names (default: every paper-size model)")
     parser.add_argument("--table6", action="store_true",
                         help="time the backbones of paper 002's Table 6 rows instead of --models")
     parser.add_argument("--reference", default=REFERENCE, metavar="ZOO_NAME",
                         help=f"the model ratios are taken to (default {REFERENCE})")
-    # defaults: about 8 min for the Tables 1 / 2 / 4 models on 2 quiet CPU cores (the Table 6
-    # rows, also paper-size, add a few minutes)
-    parser.add_argument("--utterances", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--data_folder", default=str(REPO / "data" / "mini" / "LibriSpeech"))
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--utterances", type=int, default=3,
+                        help="dev-clean utterances timed, one at a time (batch 1)")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="timed passes over the utterances (the median is reported)")
+    parser.add_argument("--data_folder", default=str(REPO / "data" / "mini" / "LibriSpeech"),
+                        help="a LibriSpeech folder with dev-clean/ (without it: random audio)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads (default: OMP_NUM_THREADS, else torch's)")
+    parser.add_argument("--quick", action="store_true",
+                        help="the micro models (reference w2v2_micro), 1 utterance, 1 repeat")
     args = parser.parse_args(argv)
     if args.table6:
         args.models = list(dict.fromkeys(TABLE6.values()))
+    if args.quick:
+        args.models = [n for n in ZOO if n.endswith("_micro")]
+        args.reference = args.reference if args.reference != REFERENCE else "w2v2_micro"
+        args.utterances, args.repeats = 1, 1
+    elif args.models == PAPER_MODELS:
+        progress(f"timing the {len(PAPER_MODELS)} paper-size zoo models (the default; about 8 min "
+                 "on 2 CPU cores): --quick times the micro ones in seconds")
     for name in [args.reference] + args.models:
         try:
             zoo_config(name)
@@ -125,6 +151,8 @@ def main(argv=None):
           f"({torch.get_num_threads()} threads); {args.repeats} repeats; torch {torch.__version__}")
 
     torch.manual_seed(0)
+    started = time.perf_counter()
+    progress(f"building {len(models)} models and counting their FLOPs")
     nets = {name: build_backbone(zoo_config(name)).to(device).eval() for name in models}
     flops = {name: count_flops(net, waves[:1], device) / (len(waves[0]) / SAMPLE_RATE)
              for name, net in nets.items()}
@@ -134,6 +162,9 @@ def main(argv=None):
         times = {name: [[] for _ in waves] for name in models}  # [utterance][repeat]
         totals = {name: [] for name in models}  # per repeat
         for repeat in range(args.repeats):
+            elapsed = time.perf_counter() - started
+            eta = f", about {elapsed / repeat * (args.repeats - repeat):.0f} s left" if repeat else ""
+            progress(f"repeat {repeat + 1}/{args.repeats} ({elapsed:.0f} s so far{eta})")
             order = models[repeat % len(models):] + models[:repeat % len(models)]
             for name in order:
                 total = 0.0

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import load_recipe_script
 from speechbrain_ext.downstream import recipe as downstream_recipe
+from speechbrain_ext.io.data import DataPreparationError
 from speechbrain_ext.training.recipe_cli import parse_arguments
 
 REPO = Path(__file__).resolve().parents[1]
@@ -188,6 +189,13 @@ def test_every_recipe_yaml_is_covered():
                               for c in COMBINATIONS])
 def test_shipped_combination_passes(recipe, parse, yaml_file, files):
     argv = [str(yaml_file)] + [arg for f in files for arg in ("--overrides_file", f)]
+    if yaml_file.name == "ls960.yaml" and files == ["overrides/micro.yaml"] and \
+            (REPO / "data" / "mini" / "LibriSpeech" / ".synthetic.json").is_file():
+        # the micro override keeps ls960's 960 h training splits, which the
+        # embedded corpus lacks: refused before any preparation, saying what to add
+        with pytest.raises(DataPreparationError, match=re.escape("--train_splits=[train-clean-100]")):
+            parse(argv, recipe)
+        return
     _, _, values = parse(argv, recipe)
     assert values  # the files were read, not skipped whole
 
@@ -245,3 +253,100 @@ def test_variant_files_load_their_base_with_their_keys(tmp_path):
     (tmp_path / "orphan.yaml").write_text("variant_of: nowhere.yaml\nsplit_length: 1\n")
     with pytest.raises(FileNotFoundError, match="nowhere.yaml"):
         parse_arguments(["orphan.yaml"], tmp_path)
+
+
+# ---- what a newcomer meets (issue 20) ------------------------------------------
+def fake_embedded_corpus(folder, splits=("train-clean-100", "dev-clean")):
+    """A folder marked as data_prep.synthetic marks the embedded corpora."""
+    for split in splits:
+        (folder / split).mkdir(parents=True)
+    (folder / ".synthetic.json").write_text("{}")
+    return folder
+
+
+def test_paper_yaml_on_the_embedded_corpus_names_the_override(tmp_path):
+    corpus = fake_embedded_corpus(tmp_path / "LibriSpeech")
+    argv = ["hparams/nc_5s.yaml", f"--data_folder={corpus}"]
+    with pytest.raises(DataPreparationError) as err:
+        parse_arguments(argv, RECIPES / "pretrain", skip_unknown_file_keys=True)
+    message = str(err.value)
+    assert "train_splits ['960']" in message
+    assert "--overrides_file overrides/micro.yaml" in message
+    assert "--train_splits=[train-clean-100]" in message
+    # either fix the README names is taken
+    parse_arguments(argv + ["--train_splits=[train-clean-100]"], RECIPES / "pretrain")
+    parse_arguments(["hparams/nc_5s.yaml", "--overrides_file", "overrides/micro.yaml", *argv[1:]],
+                    RECIPES / "pretrain", skip_unknown_file_keys=True)
+
+
+def test_real_corpora_are_left_to_the_preparation(tmp_path):
+    """No marker: the 960 shorthand is data_prep's to expand, not an error here."""
+    corpus = tmp_path / "LibriSpeech"
+    (corpus / "train-clean-100").mkdir(parents=True)
+    parse_arguments(["hparams/nc_5s.yaml", f"--data_folder={corpus}"], RECIPES / "pretrain")
+
+
+@pytest.mark.parametrize("recipe,hparams,own", [
+    ("pretrain", "hparams/seq_5s.yaml", ["--init_from CKPT", "--train_splits", "init_from:"]),
+    ("finetune", "hparams/ls100.yaml", ["--pretrained CKPT", "--lm_path ARPA", "lm_path: null"]),
+    ("downstream/kws", "hparams/kws.yaml", ["--backbone CKPT", "../overrides/micro.yaml",
+                                            "freeze:"]),
+])
+def test_help_lists_the_recipes_own_options_and_keys(recipe, hparams, own, capsys):
+    parse = downstream_recipe.parse_arguments if recipe.startswith("downstream") else \
+        (lambda argv, d: parse_arguments(argv, d))
+    with pytest.raises(SystemExit) as done:
+        parse([hparams, "--help"], RECIPES / recipe)
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    for needed in ["--overrides_file FILE", "--max_updates N", "--key=value",
+                   "SpeechBrain run options", "--device", *own]:
+        assert needed in text, needed
+    assert "__set_seed" not in text
+
+
+def test_help_without_a_yaml_lists_the_hparams_files(capsys):
+    with pytest.raises(SystemExit):
+        parse_arguments(["-h"], RECIPES / "pretrain")
+    assert "hparams/nc_5s.yaml" in capsys.readouterr().out
+
+
+def test_downstream_max_updates_is_the_step_limit(tmp_path):
+    _, run_opts, values = downstream_recipe.parse_arguments(
+        ["hparams/kws.yaml", "--overrides_file", "../overrides/micro.yaml", "--backbone",
+         str(tmp_path), "--max_updates=2"], DOWNSTREAM / "kws")
+    assert run_opts.optimizer_step_limit == 2 and "max_updates" not in values
+    _, run_opts, _ = downstream_recipe.parse_arguments(
+        ["hparams/kws.yaml", "--overrides_file", "../overrides/micro.yaml", "--backbone",
+         str(tmp_path)], DOWNSTREAM / "kws")
+    assert run_opts.optimizer_step_limit is None
+
+
+def test_micro_checkpoint_with_a_paper_architecture_names_the_micro_override(tmp_path):
+    from speechbrain_ext.io.checkpoints import CheckpointError
+    from speechbrain_ext.models.registry import save_backbone
+    from speechbrain_ext.models.wav2vec2 import Wav2Vec2Backbone, Wav2Vec2Config
+
+    ckpt = save_backbone(Wav2Vec2Backbone(Wav2Vec2Config.micro()), tmp_path / "micro.ckpt")
+    with pytest.raises(CheckpointError, match=re.escape("--overrides_file ../overrides/micro.yaml")):
+        downstream_recipe.load_recipe(["hparams/kws.yaml", "--backbone", str(ckpt),
+                                       "--corpora_root", str(tmp_path), "--output_root",
+                                       str(tmp_path / "out"), "--backbone_config={dim: 768}"],
+                                      DOWNSTREAM / "kws")
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_torchvision_warning_at_start_up():
+    """SpeechBrain's train_logger import logs it when torchvision is absent;
+    a recipe (recipe_cli imported first) does not."""
+    import subprocess
+    import sys
+
+    def stderr(code):
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              cwd=REPO, check=True).stderr
+
+    if "torchvision is not available" not in stderr("import speechbrain.utils.train_logger"):
+        pytest.skip("torchvision is installed: SpeechBrain does not warn")
+    assert "torchvision" not in stderr("import speechbrain_ext.training.recipe_cli\n"
+                                       "import speechbrain.utils.train_logger")

@@ -182,6 +182,8 @@ def main(argv=None):
     print("\nper task: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
     if failed:
         print(f"failed or missing: {', '.join(failed)}")
+        if not args.micro:  # the usual cause on a fresh clone: a micro checkpoint, paper settings
+            print("(a micro checkpoint, or the embedded corpora in data/mini? add --micro)")
     return 1 if failed else 0
 
 

@@ -240,6 +240,10 @@ def main(argv=None):
                                    overrides=overrides)
     vocabulary = hparams["vocabulary"]
     model = hparams["model"]
+    # the starting point, stated once (a recovered checkpoint is logged by SpeechBrain after it)
+    logger.info(f"fine-tuning the backbone of {hparams['pretrained']} (--pretrained)"
+                if hparams["pretrained"] else
+                f"fine-tuning a random initialisation (--pretrained=null, seed {hparams.get('seed')})")
     check_vocabulary(model, vocabulary)
     (train_csv, train_root), eval_csvs = prepare_data(hparams)
     limit = hparams.get("max_utterances")

@@ -3,8 +3,14 @@ command line (SpeechBrain's, plus ``--overrides_file``), manifest checks,
 audio datasets from the ``data_prep`` CSVs, and label encoders that refuse
 labels they have never seen -- all failing before training starts.
 
-    python recipes/downstream/kws/train.py hparams/kws12.yaml --backbone CKPT --data_folder DIR
-    python recipes/downstream/kws/train.py hparams/kws12.yaml --overrides_file ../overrides/micro.yaml
+    python recipes/downstream/kws/train.py hparams/kws.yaml --backbone CKPT --data_folder DIR
+    python recipes/downstream/kws/train.py hparams/kws.yaml --overrides_file ../overrides/micro.yaml
+    python recipes/downstream/kws/train.py hparams/kws.yaml --help   # the options and the YAML's keys
+
+``--max_updates N`` stops training after N updates (SpeechBrain's
+``optimizer_step_limit``; the task YAMLs count epochs); a checkpoint whose
+architecture contradicts the YAML's ``backbone_config`` is an error that
+names the micro override.
 
 Example
 -------
@@ -19,6 +25,7 @@ Traceback (most recent call last):
 speechbrain_ext.downstream.recipe.UnseenLabelError: label 'label' of test (...test.csv) holds values absent from train: ['maybe']
 """
 import csv
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -29,6 +36,7 @@ from speechbrain.dataio.dataio import read_audio
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.dataio.encoder import CategoricalEncoder
 
+from speechbrain_ext.io.checkpoints import CheckpointError
 from speechbrain_ext.io.data import DATA_ROOT_KEY, DataPreparationError
 from speechbrain_ext.training import recipe_cli
 
@@ -42,13 +50,48 @@ class UnseenLabelError(ValueError):
     """A valid/test label that the training split (the encoder) never saw."""
 
 
+def _take_max_updates(argv):
+    """``(argv without --max_updates, N or None)``: the task YAMLs count
+    epochs, not updates, so ``--max_updates`` (every recipe's smoke-run
+    option) becomes SpeechBrain's ``optimizer_step_limit``."""
+    rest, limit, args = [], None, iter(argv)
+    for arg in args:
+        if arg == "--max_updates":
+            limit = next(args, None)
+        elif arg.startswith("--max_updates="):
+            limit = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    if limit is not None:
+        try:
+            limit = int(float(limit))
+        except ValueError:
+            raise ValueError(f"--max_updates={limit!r}: expected an int") from None
+    return rest, limit
+
+
 def parse_arguments(argv, recipe_dir):
     """The project's recipe command line (``speechbrain_ext.training.recipe_cli``).
     An override file is shared by every task (``overrides/micro.yaml`` sizes
     the x-vector head too), so its keys that the task's YAML lacks are
-    skipped; a command-line key the YAML lacks stays an error (a typo)."""
-    return recipe_cli.parse_arguments(argv, recipe_dir, skip_unknown_file_keys=True,
-                                      path_keys=PATH_KEYS)
+    skipped; a command-line key the YAML lacks stays an error (a typo).
+    ``--max_updates N`` stops training after N updates (evaluation still runs).
+
+    >>> _take_max_updates(["kws.yaml", "--max_updates=2", "--freeze", "True"])
+    (['kws.yaml', '--freeze', 'True'], 2)
+    """
+    argv, limit = _take_max_updates(list(argv))
+    hparams_file, run_opts, overrides = recipe_cli.parse_arguments(
+        argv, recipe_dir, skip_unknown_file_keys=True, path_keys=PATH_KEYS)
+    if limit is not None:
+        run_opts = dataclasses.replace(run_opts, optimizer_step_limit=limit, overridden_args={
+            *run_opts.overridden_args, "optimizer_step_limit"})
+    return hparams_file, run_opts, overrides
+
+
+MICRO_HINT = ("a micro checkpoint (overrides/micro.yaml's pre-training, `make demo`) needs the "
+              "downstream micro override: add --overrides_file ../overrides/micro.yaml "
+              "(run_suite.py: --micro)")
 
 
 def load_recipe(argv, recipe_dir):
@@ -59,7 +102,12 @@ def load_recipe(argv, recipe_dir):
     hparams_file, run_opts, overrides = parse_arguments(argv, recipe_dir)
     sb.utils.distributed.ddp_init_group(run_opts)
     with open(hparams_file) as f:
-        hparams = load_hyperpyyaml(f, overrides)
+        try:
+            hparams = load_hyperpyyaml(f, overrides)
+        except CheckpointError as err:
+            if "another architecture" not in str(err):
+                raise
+            raise CheckpointError(f"{err}\n{MICRO_HINT}") from err
     sb.create_experiment_directory(hparams["output_folder"], hyperparams_to_save=hparams_file,
                                    overrides=overrides)
     logger.info(hparams["upstream"].describe())

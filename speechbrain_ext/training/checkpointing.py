@@ -258,7 +258,9 @@ class SafeCheckpointer(Checkpointer):
                 f"no checkpoint in {self.checkpoints_dir} could be loaded: all {len(skipped)} "
                 f"complete ones are damaged and were renamed {checkpoints.DAMAGED_PREFIX}CKPT+...; "
                 f"rerun to start from scratch, or rename one back after repairing it")
-        logger.info(f"no complete checkpoint in {self.checkpoints_dir} yet: starting from scratch")
+        # "a new run", not "from scratch": the recipe then says where it starts
+        # (random init, or the --init_from / --pretrained weights)
+        logger.info(f"no complete checkpoint in {self.checkpoints_dir} yet: a new run")
         return None
 
     @main_process_only

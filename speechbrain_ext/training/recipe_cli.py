@@ -21,6 +21,14 @@
   the first overrides (files and the command line win over them), so the
   variants of one method are not copies of it.
 
+* ``--help`` (``-h``) prints the recipe's own options (``RECIPE_OPTIONS``),
+  every key of the hparams file given before it (each settable as
+  ``--key=value``) and SpeechBrain's run options;
+* on an embedded (synthetic) corpus, a split a paper-scale YAML names and
+  the corpus lacks (``train_splits: ["960"]``) is an error that says which
+  override to add (``--overrides_file overrides/micro.yaml`` or
+  ``--train_splits=[...]``), before any preparation runs.
+
 A malformed override (file or command line) is a ``ValueError`` naming it;
 a missing override file a ``FileNotFoundError``.
 
@@ -69,6 +77,7 @@ Traceback (most recent call last):
 ValueError: override steps='ten': expected an int (the YAML has steps: 10)
 """
 import dataclasses
+import logging
 import re
 import sys
 from pathlib import Path
@@ -76,7 +85,134 @@ from pathlib import Path
 import speechbrain as sb
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from speechbrain_ext.io.data import DataPreparationError
+
+# installed before anything imports speechbrain.utils.train_logger (its
+# "torchvision is not available" import-time warning)
+from speechbrain_ext.training.train_logger import silence_figure_saver_warning
+
+silence_figure_saver_warning()
+# SpeechBrain's log file takes DEBUG records; matplotlib (the length-split
+# figure) would fill it with a hundred font-matching lines per figure
+logging.getLogger("matplotlib").setLevel(logging.WARNING)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]  # speechbrain_ext/training/ -> the repository
+
+# The options each kind of recipe documents in --help (every other YAML key
+# is set the same way, --key=value); the kind is the recipe folder's name
+# (recipes/<kind>/train.py), or "downstream" for recipes/downstream/<task>/.
+_COMMON = (
+    ("--overrides_file FILE", "a YAML file of key: value overrides (repeatable; later files and "
+                              "the command line win); overrides/micro.yaml is the micro scale of "
+                              "the embedded corpora (data/mini, made by `make data`)"),
+    ("--data_folder DIR", "the corpus folder (the paper YAMLs leave it a !PLACEHOLDER)"),
+    ("--output_folder DIR", "where the run writes its log, manifests and save/ checkpoints"),
+    ("--max_updates N", "stop after N optimizer updates (a smoke run: --max_updates=2)"),
+    ("--seed N", "the run's seed"),
+    ("--device=cpu", "SpeechBrain's device (default cuda:0 when a GPU is visible)"),
+)
+RECIPE_OPTIONS = {
+    "pretrain": _COMMON + (
+        ("--train_splits=[...]", "LibriSpeech splits to pre-train on; the paper YAMLs use [960], "
+                                 "which the embedded corpus lacks: --train_splits=[train-clean-100]"),
+        ("--valid_splits=[...]", "validation splits (default [dev-clean])"),
+        ("--init_from CKPT", "seq_5s.yaml: start from these weights (our checkpoint, HF folder, "
+                             "fairseq .pt); the run logs which"),
+        ('--backbone_config="{zoo: NAME}"', "the architecture (python -m speechbrain_ext.models "
+                                               "lists the zoo)"),
+        ("--batch_seconds S", "seconds of audio per process and step"),
+        ("--grad_accumulation_factor K", "steps per update"),
+        ("--pretrain_on=utterances", "whole utterances instead of length-split pieces"),
+        ("--distributed_backend=gloo", "with torchrun on CPUs (add --device=cpu)"),
+    ),
+    "finetune": _COMMON + (
+        ("--pretrained CKPT", "the backbone to fine-tune (our save/ folder, backbone.ckpt, HF "
+                              "folder, fairseq .pt); null + --random_init_architecture="
+                              '"{zoo: w2v2_base}" for a random-initialisation baseline'),
+        ("--librilight_folder DIR", "the librispeech_finetuning folder (ll10h / ll1h / ll10min)"),
+        ("--lm_path ARPA", "an n-gram LM (the official LibriSpeech 4-gram.arpa); null builds a "
+                           "Kneser-Ney LM of the training transcripts"),
+        ("--lm_decoding False", "greedy and LM-free beam search only"),
+    ),
+    "downstream": _COMMON[:1] + (
+        ("--backbone CKPT", "the pre-trained checkpoint (its architecture is read from it; a "
+                            "micro checkpoint needs --overrides_file ../overrides/micro.yaml)"),
+        ("--freeze True|False", "frozen weighted sum of the layers, or fine-tuned (CNN frozen)"),
+        ("--corpora_root DIR", "the folder holding every corpus (data/mini for the embedded ones)"),
+        ("--data_folder DIR", "this task's corpus folder (instead of --corpora_root)"),
+        ("--output_root DIR", "where the task writes its run and results.jsonl"),
+        ("--max_updates N", "stop training after N updates (SpeechBrain's optimizer_step_limit); "
+                            "evaluation still runs"),
+        ("--feature_cache DIR", "frozen runs: cache the upstream's features on disk"),
+        ("--random_init True", "the backbone's architecture, randomly initialised"),
+        ("--device=cpu", "SpeechBrain's device"),
+    ),
+}
+
+
+def recipe_kind(recipe_dir):
+    """``pretrain``, ``finetune``, ``downstream`` or None, from the recipe's folder."""
+    recipe_dir = Path(recipe_dir).resolve()
+    for name in (recipe_dir.name, recipe_dir.parent.name):
+        if name in RECIPE_OPTIONS:
+            return name
+    return None
+
+
+def _wrap(text, indent, width=100):
+    import textwrap
+
+    return textwrap.fill(text, width, initial_indent=" " * indent,
+                         subsequent_indent=" " * indent)
+
+
+def recipe_help(argv, recipe_dir, script=None):
+    """The text ``--help`` prints: usage, the recipe's own options, the keys of
+    the hparams file named in ``argv`` (if any) and SpeechBrain's run options.
+
+    >>> text = recipe_help(["hparams/nc_5s.yaml", "--help"], REPO_ROOT / "recipes" / "pretrain")
+    >>> "--overrides_file FILE" in text and "--init_from CKPT" in text and "max_updates:" in text
+    True
+    """
+    recipe_dir = Path(recipe_dir).resolve()
+    if script is None:
+        folder = recipe_dir.relative_to(REPO_ROOT) if recipe_dir.is_relative_to(REPO_ROOT) else recipe_dir
+        script = f"{folder}/train.py"
+    lines = [f"usage: python {script} HPARAMS.yaml [--overrides_file FILE ...] [--KEY=VALUE ...] "
+             "[SpeechBrain run options]", "",
+             _wrap("Every key of the hparams YAML can be set on the command line as --key=value "
+                   "(or --key value); nested mappings merge key by key "
+                   '(--backbone_config="{dim: 256}"), and a value of the wrong type fails before '
+                   "anything runs, naming the key. Paths are found as given, else relative to the "
+                   "recipe folder, else to the repository root.", 0), ""]
+    options = RECIPE_OPTIONS.get(recipe_kind(recipe_dir), _COMMON)
+    lines.append("recipe options (most are YAML keys, set like any other):")
+    for flag, text in options:
+        lines.append(f"  {flag}")
+        lines.append(_wrap(text, 6))
+    hparams = next((a for a in argv if not a.startswith("-")), None)
+    path = resolve_path(hparams, [recipe_dir]) if hparams else None
+    if path is not None and path.is_file():
+        base, variant = resolve_variant(path)
+        defaults = yaml_defaults(base) or {}
+        lines += ["", f"keys of {hparams}" + (f" (a variant of {Path(base).name}: {variant})"
+                                               if variant else "") + ", each a --key=value:"]
+        for key, default in defaults.items():
+            if key.startswith("__"):  # !apply: side effects (seeding), not settings
+                continue
+            shown = variant[key] if key in variant else default.text
+            lines.append(f"  {key}: {shown}")
+    else:
+        files = sorted((recipe_dir / "hparams").glob("*.yaml"))
+        if files:
+            lines += ["", "hparams files (give one before --help to list its keys):",
+                      *(f"  hparams/{f.name}" for f in files)]
+    from speechbrain.utils.run_opts import RunOptions
+
+    sb_help = RunOptions._create_parser().format_help()
+    options_at = sb_help.find("options:")
+    lines += ["", "SpeechBrain run options:" if options_at < 0 else "SpeechBrain run " + sb_help[options_at:]]
+    return "\n".join(lines)
 
 
 def resolve_path(path, bases=()):
@@ -363,6 +499,78 @@ def resolve_variant(hparams_file):
     return str(base), values
 
 
+SPLIT_KEYS = ("train_splits", "valid_splits", "eval_splits", "test_splits")
+SYNTHETIC_MARKER = ".synthetic.json"  # data_prep.synthetic's mark on every corpus it writes
+
+
+def _plain(default):
+    """The plain value of a ``_Default`` (None if tagged)."""
+    value = default.value if isinstance(default, _Default) else default
+    if value is UNKNOWN:
+        return None
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def check_corpus_splits(hparams_file, defaults, overrides, recipe_dir=None, files=()):
+    """On an embedded (synthetic) corpus, the splits the YAML's ``*_splits``
+    keys name must be folders of ``data_folder``; else a
+    ``DataPreparationError`` that says which override to add (a paper-scale
+    YAML names ``960``, which no embedded corpus has; ``files``: the override
+    files given, so that the message does not suggest one already there).
+    Real corpora are left to the preparation, which knows their shorthands
+    and layouts.
+
+    >>> import tempfile, pathlib
+    >>> corpus = pathlib.Path(tempfile.mkdtemp())
+    >>> (corpus / "train-clean-100").mkdir(); _ = (corpus / SYNTHETIC_MARKER).write_text("{}")
+    >>> defaults = {"data_folder": _Default(None, ""), "train_splits": _Default(["960"], "")}
+    >>> check_corpus_splits("nc_5s.yaml", defaults, {"data_folder": str(corpus)})
+    Traceback (most recent call last):
+    ...
+    speechbrain_ext.io.data.DataPreparationError: nc_5s.yaml: the embedded corpus ... lacks train_splits ['960'] (it has ['train-clean-100']); for the micro scale add --overrides_file overrides/micro.yaml, or name splits it has: --train_splits=[train-clean-100]
+    >>> check_corpus_splits("nc_5s.yaml", defaults, {"data_folder": str(corpus),
+    ...                                              "train_splits": ["train-clean-100"]})
+    """
+    defaults = defaults or {}
+
+    def value(key):
+        return overrides[key] if key in overrides else _plain(defaults.get(key))
+
+    folder = value("data_folder")
+    if not isinstance(folder, str) or value("skip_prep") is True:
+        return
+    folder = resolve_path(folder, [recipe_dir] if recipe_dir else [])
+    if not (folder / SYNTHETIC_MARKER).is_file():
+        return
+    has = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    missing = {}
+    for key in SPLIT_KEYS:
+        # Libri-light settings (train_corpus: librilight) name librilight_folder's subsets
+        if key == "train_splits" and value("train_corpus") not in (None, "librispeech"):
+            continue
+        splits = value(key)
+        splits = [splits] if isinstance(splits, str) else splits
+        if isinstance(splits, list):
+            lacking = [str(s) for s in splits if not (folder / str(s)).is_dir()]
+            if lacking:
+                missing[key] = lacking
+    if missing:
+        suggestion = [s for s in has if s.startswith("train")][:1] if "train_splits" in missing else []
+        example = (f"--train_splits=[{suggestion[0]}]" if suggestion else
+                   f"--{next(iter(missing))}=[{', '.join(s for s in has if s[:3] in ('dev', 'tes'))}]")
+        micro = any(Path(str(f)).name == "micro.yaml" for f in files)
+        advice = (f"name splits it has: {example}" if micro else
+                  f"for the micro scale add --overrides_file overrides/micro.yaml, or name splits "
+                  f"it has: {example}")
+        raise DataPreparationError(
+            f"{Path(hparams_file).name}: the embedded corpus {folder} lacks "
+            + "; ".join(f"{k} {v}" for k, v in missing.items()) + f" (it has {has}); {advice}")
+
+
 def parse_arguments(argv, recipe_dir, skip_unknown_file_keys=False, path_keys=()):
     """Returns ``(hparams_file, run_opts, overrides)`` (``overrides`` a dict).
 
@@ -374,6 +582,9 @@ def parse_arguments(argv, recipe_dir, skip_unknown_file_keys=False, path_keys=()
     (module docstring): a ``ValueError`` naming the key, before any
     training or data preparation starts.
     """
+    if "-h" in argv or "--help" in argv:
+        print(recipe_help(argv, recipe_dir))
+        raise SystemExit(0)
     files, rest = [], []
     args = iter(argv)
     for arg in args:
@@ -412,4 +623,5 @@ def parse_arguments(argv, recipe_dir, skip_unknown_file_keys=False, path_keys=()
     for key in path_keys:
         if isinstance(overrides.get(key), str):
             overrides[key] = str(resolve_path(overrides[key], [recipe_dir]))
+    check_corpus_splits(hparams_file, defaults, overrides, recipe_dir, files)
     return hparams_file, run_opts, overrides

@@ -1,5 +1,44 @@
-"""The train logger every recipe's YAML builds (``train_logger``)."""
-from speechbrain.utils.train_logger import FileTrainLogger
+"""The train logger every recipe's YAML builds (``train_logger``).
+
+Importing ``speechbrain.utils.train_logger`` logs "torchvision is not
+available - cannot save figures" (its ``ProgressSampleLogger`` looks for an
+image saver when the module is imported); no recipe here saves figures
+through it and torchvision is no dependency, so that one record is dropped
+(``FigureSaverFilter``, installed before the import) and every other record
+of that logger kept.
+"""
+import logging
+
+FIGURE_SAVER_LOGGER = "speechbrain.utils.train_logger"
+
+
+class FigureSaverFilter(logging.Filter):
+    """Drops SpeechBrain's "torchvision is not available" import-time warning.
+
+    >>> record = logging.LogRecord(FIGURE_SAVER_LOGGER, logging.WARNING, "", 0,
+    ...                            "torchvision is not available - cannot save figures", None, None)
+    >>> FigureSaverFilter().filter(record)
+    False
+    >>> record.msg = "some other warning"
+    >>> FigureSaverFilter().filter(record)
+    True
+    """
+
+    def filter(self, record):
+        return not str(record.msg).startswith("torchvision is not available")
+
+
+def silence_figure_saver_warning():
+    """Install ``FigureSaverFilter`` on SpeechBrain's train_logger logger
+    (once); call it before ``speechbrain.utils.train_logger`` is imported."""
+    target = logging.getLogger(FIGURE_SAVER_LOGGER)
+    if not any(isinstance(f, FigureSaverFilter) for f in target.filters):
+        target.addFilter(FigureSaverFilter())
+
+
+silence_figure_saver_warning()
+
+from speechbrain.utils.train_logger import FileTrainLogger  # noqa: E402 (after the filter)
 
 
 class TrainLogger(FileTrainLogger):

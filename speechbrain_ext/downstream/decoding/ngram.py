@@ -194,7 +194,9 @@ def read_texts(paths, column="wrd"):
     for path in paths:
         path = Path(path)
         if not path.is_file():
-            raise NGramError(f"{path}: no such file")
+            raise NGramError(f"{path}: no such file (a LibriSpeech manifest comes from "
+                             "python -m data_prep.librispeech --data_folder DIR --save_folder OUT, "
+                             "as OUT/<split>.csv, e.g. OUT/train-clean-100.csv)")
         if path.suffix == ".csv":
             with open(path, newline="", encoding="utf-8") as handle:
                 reader = csv.DictReader(handle)
@@ -207,16 +209,21 @@ def read_texts(paths, column="wrd"):
 
 
 def main(argv=None):
-    """``python -m speechbrain_ext.downstream.decoding.ngram --text train.csv --order 3 --out lm.arpa``"""
+    """``python -m speechbrain_ext.downstream.decoding.ngram --text results/prep/ls/train-clean-100.csv
+    --order 3 --out results/lm/3gram.arpa`` (the manifest written by ``python -m data_prep.librispeech``)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--text", nargs="+", required=True,
-                        help="CSV manifests (column --column) or text files, one sentence a line")
-    parser.add_argument("--column", default="wrd")
+                        help="CSV manifests (column --column; e.g. the <split>.csv that "
+                             "python -m data_prep.librispeech writes) or text files, one sentence a line")
+    parser.add_argument("--column", default="wrd", help="the manifests' transcript column")
     parser.add_argument("--order", type=int, default=3)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", required=True, help="the ARPA file to write (folders are created)")
     args = parser.parse_args(argv)
-    stats = write_arpa(build_kneser_ney(read_texts(args.text, args.column), args.order), args.out)
-    print(stats)
+    texts = read_texts(args.text, args.column)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    stats = write_arpa(build_kneser_ney(texts, args.order), args.out)
+    print(f"{stats['order']}-gram LM of {len(texts)} sentences, vocabulary {stats['vocabulary']}, "
+          f"n-grams per order {stats['ngrams']} -> {stats['path']}")
     return stats
 
 
