@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from hyperpyyaml import load_hyperpyyaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from speechbrain_ext.analysis.locality import code_agreement, lagged_cosine  # noqa: E402
 from speechbrain_ext.training.recipe_cli import parse_arguments  # noqa: E402
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes" / "pretrain"
@@ -71,6 +72,21 @@ def collapse(model, wav):
             logits.std(1).mean().item())
 
 
+@torch.no_grad()
+def locality(model, wav):
+    """Whether the targets are predictable from neighbouring frames: the
+    centred cosine of the quantizer's input frames at lags 1 and 2, and how
+    often the argmax codes of adjacent frames agree beside the agreement of
+    random frame pairs of the same utterance (speechbrain_ext.analysis.locality)."""
+    features = model.wav2vec2(wav, None).features  # [B, T, C], the quantizer's input
+    quantizer = model.quantizer
+    codes = quantizer.weight_proj(features.float()).view(
+        *features.shape[:2], quantizer.num_groups, quantizer.num_vars).argmax(-1)
+    cosine = lagged_cosine(features, [1, 2])
+    agreement, chance = code_agreement(codes, [1])
+    return cosine[1], cosine[2], agreement[1], chance
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,6 +100,12 @@ def main(argv=None):
     parser.add_argument("--accumulation", type=int, default=1, help="batches per update")
     parser.add_argument("--every", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--diversity_weight", type=float, default=None,
+                        help="ablation: the codebook diversity term's weight (the YAML's, 0.1, by default)")
+    parser.add_argument("--freeze_targets", type=int, default=0, metavar="UPDATES",
+                        help="diagnostic, not the papers' training: keep the target side (CNN, its "
+                             "LayerNorm, quantizer, project_q) at its initial weights for the first "
+                             "UPDATES updates (-1: throughout), so that only the context network learns")
     args, rest = parser.parse_known_args(argv)
     files = args.overrides_file or ["overrides/micro.yaml"]
     recipe_argv = [args.hparams, *sum((["--overrides_file", f] for f in files), []), *rest,
@@ -95,6 +117,12 @@ def main(argv=None):
     model = hparams["model"]
     if not hasattr(model, "quantizer"):
         sys.exit(f"error: {hparams_file} is not a contrastive (wav2vec2) objective")
+    if args.diversity_weight is not None:
+        model.loss_fn.diversity_weight = args.diversity_weight
+    target_side = (model.wav2vec2.feature_extractor, model.wav2vec2.feature_projection.layer_norm,
+                   model.quantizer, model.project_q)
+    for part in target_side:  # AdamW skips parameters without a gradient
+        part.requires_grad_(not args.freeze_targets)
     opt = hparams["opt_class"](model.parameters())
     for group in opt.param_groups:
         group["lr"] = args.lr
@@ -104,8 +132,11 @@ def main(argv=None):
     k = model.num_negatives
     print(f"[collapse] {Path(hparams_file).name} + {', '.join(files)} {' '.join(rest)}: lr {args.lr}, "
           f"{args.batches} batches of {BATCH} x 5 s, {args.accumulation} per update; "
+          f"diversity weight {model.loss_fn.diversity_weight}; "
+          f"{'targets FROZEN at init (diagnostic) ' + ('throughout' if args.freeze_targets < 0 else f'for {args.freeze_targets} updates') + '; ' if args.freeze_targets else ''}"
           f"chance: loss ln({k + 1}) = {math.log(k + 1):.3f}, accuracy {1 / (k + 1):.3f}", flush=True)
-    print("update  train loss  acc    held loss  acc    code ppl  ctx cos  tgt cos  logit std", flush=True)
+    print("update  train loss  acc    held loss  acc    code ppl  ctx cos  tgt cos  logit std"
+          "  feat lag1  lag2  code agree lag1 (random pairs)", flush=True)
     start = time.time()
     for update in range(args.updates + 1):
         if update % args.every == 0 or update == args.updates:
@@ -113,15 +144,19 @@ def main(argv=None):
             with torch.no_grad():
                 held_out = [model(b) for b in held]
             ctx, tgt, spread = collapse(model, held[0])
+            lag1, lag2, agree, chance = locality(model, held[0])
             model.train()
             h_loss = sum(float(o["contrastive"]) for o in held_out) / len(held_out)
             h_acc = sum(float(o["accuracy"]) for o in held_out) / len(held_out)
             t_loss, t_acc = (float(out["contrastive"].detach()), float(out["accuracy"].detach())) if update else (h_loss, h_acc)
             print(f"{update:6d}  {t_loss:10.3f}  {t_acc:.3f}  {h_loss:9.3f}  {h_acc:.3f}  "
-                  f"{float(held_out[0]['code_perplexity']):8.0f}  {ctx:7.3f}  {tgt:7.3f}  {spread:9.3f}",
-                  flush=True)
+                  f"{float(held_out[0]['code_perplexity']):8.0f}  {ctx:7.3f}  {tgt:7.3f}  {spread:9.3f}"
+                  f"  {lag1:9.3f}  {lag2:4.3f}  {agree:15.3f} ({chance:.3f})", flush=True)
         if update == args.updates:
             break
+        if update == args.freeze_targets:
+            for part in target_side:
+                part.requires_grad_(True)
         opt.zero_grad()
         for step in range(args.accumulation):
             out = model(train[(update * args.accumulation + step) % len(train)])

@@ -15,9 +15,11 @@ def test_collapse_benchmark_prints_loss_and_cosines(mini_corpus):
     rows = [line.split() for line in out.stdout.splitlines() if line.strip()[:1].isdigit()]
     assert [int(r[0]) for r in rows] == [0, 1, 2]
     for row in rows:
-        loss, accuracy, held_loss, held_accuracy, ppl, ctx, tgt, spread = map(float, row[1:])
+        values = [float(v.strip("()")) for v in row[1:]]
+        loss, accuracy, held_loss, held_accuracy, ppl, ctx, tgt, spread, lag1, lag2, agree, chance = values
         assert 3.0 < held_loss < 6.0 and 0 <= held_accuracy <= 1
         assert -1 <= ctx <= 1 and -1 <= tgt <= 1 and spread >= 0
+        assert -1 <= lag2 <= 1 and -1 <= lag1 <= 1 and 0 < chance <= 1 and 0 <= agree <= 1
     assert "ln(101) = 4.615" in out.stdout
 
 
