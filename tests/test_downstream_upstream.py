@@ -197,13 +197,17 @@ def test_results_file_and_table(tmp_path):
                   frozen=True)  # a secondary metric: not in Table 1
     records = read_results(path)
     assert [r["steps"] for r in records[:2]] == [3, 4] and records[0]["pretrain_hours"] == 1.5
-    table = format_table(records).splitlines()
+    table = format_table(records, empty_columns=True).splitlines()  # paper 003's whole layout
     header = table[0].split(" | ")
     assert header[1:3] == ["KWS (12) Froz.", "KWS (12) Unfroz."] and len(header) == 15
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table[3:]}
     assert rows["m"][header.index("ER Froz.")] == "55.00"
     assert rows["m"][header.index("SF Froz.")] == "-"
     assert rows["model m"][header.index("ASV Unfroz.")] == "12.50"
+    # by default only the columns some run filled (ER frozen, ASV unfrozen)
+    table = format_table(records).splitlines()
+    assert [t.strip("| ") for t in table[0].split(" | ")] == ["model", "ER Froz.", "ASV Unfroz."]
+    assert table[3] == "| m | 55.00 | - |" and table[4] == "| model m | - | 12.50 |"
     with open(path, "a") as f:
         f.write("{broken\n")
     with pytest.raises(ValueError, match=r"results.jsonl:5"):

@@ -28,7 +28,7 @@ def _write(path, seeds=VALUES, **fields):
 
 def _cell(table, row, column):
     lines = table.splitlines()
-    header = lines[0].split(" | ")
+    header = [title.strip("| ") for title in lines[0].split(" | ")]
     rows = {line.split(" | ")[0].strip("| "): line.strip(" |").split(" | ") for line in lines[3:]}
     return rows[row][header.index(column)].strip(" |")
 

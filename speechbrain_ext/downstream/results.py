@@ -30,7 +30,12 @@ Example
 >>> for frozen, value in ((True, 91.5), (False, 97.25)):
 ...     _ = append_result(path, task="kws12", metric="acc", value=value, split="test",
 ...                       backbone="ckpt", frozen=frozen, steps=10)
->>> print(format_table(read_results(path), tasks=("kws12", "asv")))
+>>> print(format_table(read_results(path), tasks=("kws12", "asv")))  # no ASV run: no ASV columns
+| model | KWS (12) Froz. | KWS (12) Unfroz. |
+|  | Acc ↑ | Acc ↑ |
+|---|---|---|
+| ckpt | 91.50 | 97.25 |
+>>> print(format_table(read_results(path), tasks=("kws12", "asv"), empty_columns=True))
 | model | KWS (12) Froz. | KWS (12) Unfroz. | ASV Froz. | ASV Unfroz. |
 |  | Acc ↑ | Acc ↑ | EER ↓ | EER ↓ |
 |---|---|---|---|---|
@@ -251,10 +256,13 @@ def aggregate_over_seeds(records, outcome_fields=OUTCOME_FIELDS):
     return aggregated
 
 
-def format_table(records, tasks=TABLE1_TASKS, split="test", digits=2, aggregate_seeds=False):
+def format_table(records, tasks=TABLE1_TASKS, split="test", digits=2, aggregate_seeds=False,
+                 empty_columns=False):
     """A Markdown table in paper 003 Table 1's layout: one row per backbone
     (``label``), for each task a Froz. and an Unfroz. column with the task's
     main metric on ``split`` (the latest record wins; ``-`` where missing).
+    A column no row has a value in (a task or mode not run) is left out
+    unless ``empty_columns`` (the paper's whole layout).
 
     ``aggregate_seeds``: a cell holds the mean and sample standard deviation
     over the seeds of the latest group of records that differ only by seed
@@ -275,13 +283,14 @@ def format_table(records, tasks=TABLE1_TASKS, split="test", digits=2, aggregate_
         cells[row, record["task"], bool(record["frozen"])] = (
             format_mean_std(record["value"], record["std"], record["n"], digits) if aggregate_seeds
             else f"{record['value']:.{digits}f}")
-    header = ["model"] + [f"{TASKS[t][0]} {mode}" for t in tasks for mode in ("Froz.", "Unfroz.")]
-    units = [""] + [f"{METRIC_TITLES[TASKS[t][1]]} {'↑' if TASKS[t][2] else '↓'}"
-                    for t in tasks for _ in range(2)]
+    columns = [(t, frozen) for t in tasks for frozen in (True, False)
+               if empty_columns or any((row, t, frozen) in cells for row in rows)]
+    header = ["model"] + [f"{TASKS[t][0]} {'Froz.' if frozen else 'Unfroz.'}" for t, frozen in columns]
+    units = [""] + [f"{METRIC_TITLES[TASKS[t][1]]} {'↑' if TASKS[t][2] else '↓'}" for t, _ in columns]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(units) + " |",
              "|" + "---|" * len(header)]
     for row in rows:
-        values = [cells.get((row, t, frozen), "-") for t in tasks for frozen in (True, False)]
+        values = [cells.get((row, t, frozen), "-") for t, frozen in columns]
         lines.append("| " + " | ".join([row] + values) + " |")
     return "\n".join(lines)
 
@@ -404,12 +413,14 @@ def main(argv=None):
     parser.add_argument("--seeds", action="store_true",
                         help="aggregate records that differ only by seed: mean ± sample std "
                              "(ddof=1) (n=seeds)")
+    parser.add_argument("--empty_columns", action="store_true",
+                        help="keep the columns of tasks and modes not run (paper 003's whole layout)")
     args = parser.parse_args(argv)
     records = read_results(args.results)
     if args.label is not None:
         records = [r for r in records if r.get("label") == args.label]
     print(format_table(records, tasks=args.tasks, split=args.split, digits=args.digits,
-                       aggregate_seeds=args.seeds))
+                       aggregate_seeds=args.seeds, empty_columns=args.empty_columns))
     return 0
 
 
