@@ -2,6 +2,7 @@
 every registered runnable row (YAMLs load with their overrides, models build on
 the meta device), one micro row per paper end to end with reuse, bad input."""
 import json
+import os
 import re
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from speechbrain_ext.reproduce.checks import check_plan
 from speechbrain_ext.reproduce.registry import RegistryError, find_cells, load_registry, paper_files
 
 REPO = Path(__file__).resolve().parents[1]
-PAPERS = REPO.parent / "shared" / "papers"
+# the papers' text copies sit beside the repository (../shared/papers); SB_EXT_PAPERS elsewhere
+PAPERS = Path(os.environ.get("SB_EXT_PAPERS", REPO.parent / "shared" / "papers"))
 
 
 def paper_text(paper):
