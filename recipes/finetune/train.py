@@ -4,7 +4,7 @@ and n-gram LM decoding of dev and test (papers 000 and 001).
 
     python recipes/finetune/train.py hparams/ll10h.yaml --pretrained results/pretrain/.../save \\
         --data_folder /data/LibriSpeech --librilight_folder /data/librispeech_finetuning \\
-        --lm_path /data/4-gram.arpa
+        --lm_path /data/lm/4-gram.arpa
     python recipes/finetune/train.py hparams/ll10min.yaml --overrides_file overrides/micro.yaml \\
         --pretrained results/runs/demo_nc_5s/save
     python recipes/finetune/train.py hparams/ls100.yaml --overrides_file overrides/paper000_ls100.yaml ...
