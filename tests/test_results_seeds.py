@@ -183,3 +183,8 @@ def test_finetune_runs_aggregate_over_seeds(tmp_path, capsys):
     assert {g["n"] for g in groups} == {3}
     with pytest.raises(FileNotFoundError, match="wer.json"):
         finetune_run_records(tmp_path / "missing")
+
+
+def test_cli_names_a_missing_results_file(tmp_path, capsys):
+    assert main([str(tmp_path / "none.jsonl")]) == 2
+    assert "no results file" in capsys.readouterr().err

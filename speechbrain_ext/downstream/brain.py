@@ -40,6 +40,7 @@ Example
 >>> sorted(brain.optimizers_dict)
 ['head', 'upstream']
 """
+import collections
 import logging
 
 import speechbrain as sb
@@ -220,7 +221,8 @@ class DownstreamBrain(sb.Brain):
                 stats_meta={"split": self.eval_split, "steps": self.optimizer_step},
                 test_stats=stats)
         self.test_stats = stats
-        self.write_result(self.metric_key, stats[self.metric_key], self.eval_split)
+        chance = {"chance": stats["chance"]} if "chance" in stats else {}
+        self.write_result(self.metric_key, stats[self.metric_key], self.eval_split, **chance)
 
     def write_result(self, metric, value, split, **extra):
         """Append a record to ``hparams.results_file`` (main process only)."""
@@ -295,11 +297,19 @@ class ClassificationBrain(DownstreamBrain):
             loss = torch.nn.functional.cross_entropy(logits, targets)
         self.metrics["correct"] += int((logits.argmax(dim=-1) == targets).sum())
         self.metrics["total"] += len(targets)
+        self.metrics["per_class"].update(targets.tolist())
         return loss
 
     def make_metrics(self, stage):
-        return {"correct": 0, "total": 0}
+        return {"correct": 0, "total": 0, "per_class": collections.Counter()}
 
     def stage_stats(self, stage):
+        """``acc`` and ``chance`` (percent): the share of the split's most
+        frequent class, what always answering that class would score."""
         total = self.metrics["total"]
-        return {"acc": 100.0 * self.metrics["correct"] / total} if total else {}
+        if not total:
+            return {}
+        stats = {"acc": 100.0 * self.metrics["correct"] / total}
+        if self.metrics["per_class"]:  # a subclass that counts its own way may not fill it
+            stats["chance"] = 100.0 * max(self.metrics["per_class"].values()) / total
+        return stats

@@ -35,6 +35,13 @@ Example
 |  | Acc ↑ | Acc ↑ |
 |---|---|---|
 | ckpt | 91.50 | 97.25 |
+>>> _ = append_result(path, task="er", metric="acc", value=61.0, split="test", backbone="ckpt",
+...                   frozen=True, steps=10, chance=25.0)
+>>> print(format_table(read_results(path), tasks=("er",)))
+| model | ER Froz. |
+|  | Acc ↑ |
+|---|---|
+| ckpt | 61.00 (chance 25.00) |
 >>> print(format_table(read_results(path), tasks=("kws12", "asv"), empty_columns=True))
 | model | KWS (12) Froz. | KWS (12) Unfroz. | ASV Froz. | ASV Unfroz. |
 |  | Acc ↑ | Acc ↑ | EER ↓ | EER ↓ |
@@ -262,7 +269,9 @@ def format_table(records, tasks=TABLE1_TASKS, split="test", digits=2, aggregate_
     (``label``), for each task a Froz. and an Unfroz. column with the task's
     main metric on ``split`` (the latest record wins; ``-`` where missing).
     A column no row has a value in (a task or mode not run) is left out
-    unless ``empty_columns`` (the paper's whole layout).
+    unless ``empty_columns`` (the paper's whole layout). A record with a
+    ``chance`` (classification recipes write the share of the evaluated
+    split's most frequent class) shows it beside its value.
 
     ``aggregate_seeds``: a cell holds the mean and sample standard deviation
     over the seeds of the latest group of records that differ only by seed
@@ -280,9 +289,11 @@ def format_table(records, tasks=TABLE1_TASKS, split="test", digits=2, aggregate_
         selected.append(record)
     for record in (aggregate_over_seeds(selected) if aggregate_seeds else selected):
         row = record.get("label") or record["backbone"]
-        cells[row, record["task"], bool(record["frozen"])] = (
-            format_mean_std(record["value"], record["std"], record["n"], digits) if aggregate_seeds
-            else f"{record['value']:.{digits}f}")
+        cell = (format_mean_std(record["value"], record["std"], record["n"], digits) if aggregate_seeds
+                else f"{record['value']:.{digits}f}")
+        if record.get("chance") is not None:  # classification: the majority class's share
+            cell += f" (chance {record['chance']:.{digits}f})"
+        cells[row, record["task"], bool(record["frozen"])] = cell
     columns = [(t, frozen) for t in tasks for frozen in (True, False)
                if empty_columns or any((row, t, frozen) in cells for row in rows)]
     header = ["model"] + [f"{TASKS[t][0]} {'Froz.' if frozen else 'Unfroz.'}" for t, frozen in columns]
@@ -416,6 +427,10 @@ def main(argv=None):
     parser.add_argument("--empty_columns", action="store_true",
                         help="keep the columns of tasks and modes not run (paper 003's whole layout)")
     args = parser.parse_args(argv)
+    if not Path(args.results).is_file():
+        print(f"error: no results file {args.results} (recipes/downstream/<task>/train.py and "
+              f"run_suite.py append to the YAML's results_file)", file=sys.stderr)
+        return 2
     records = read_results(args.results)
     if args.label is not None:
         records = [r for r in records if r.get("label") == args.label]

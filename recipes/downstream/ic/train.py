@@ -28,14 +28,16 @@ class IntentBrain(ClassificationBrain):
 
     def compute_objectives(self, logits, batch, stage):
         blocks = logits.split(list(self.hparams.slot_classes), dim=-1)
-        loss, all_right = 0.0, None
+        loss, all_right, slot_targets = 0.0, None, []
         for slot, block in zip(self.hparams.slots, blocks):
             targets = getattr(batch, f"{slot}_encoded").data.flatten().to(self.device)
             loss = loss + torch.nn.functional.cross_entropy(block, targets)
             right = block.argmax(dim=-1) == targets
             all_right = right if all_right is None else all_right & right
+            slot_targets.append(targets.tolist())
         self.metrics["correct"] += int(all_right.sum())
         self.metrics["total"] += len(all_right)
+        self.metrics["per_class"].update(zip(*slot_targets))  # an intent: its slots' values
         return loss
 
 
