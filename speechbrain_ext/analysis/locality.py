@@ -25,6 +25,19 @@ def _valid_pairs(lengths, frames, lag, device):
     return (index[None, :] + lag) < lengths[:, None]
 
 
+def _mean_per_lag(lags, frames, lengths, pair_values):
+    """``{lag: mean of pair_values(lag)}`` over the pairs inside an utterance;
+    ``pair_values(lag)`` is ``[batch, frames - lag(, ...)]``, pair ``t`` being
+    frames ``t`` and ``t + lag``."""
+    result = {}
+    for lag in lags:
+        if not 0 < lag < frames:
+            raise ValueError(f"lag {lag} must be in 1..{frames - 1} for {frames} frames")
+        valid = _valid_pairs(lengths, frames, lag, lengths.device)
+        result[lag] = float(pair_values(lag)[valid].mean()) if valid.any() else float("nan")
+    return result
+
+
 def _lengths(x, lengths):
     if lengths is None:
         return torch.full((x.shape[0],), x.shape[1], dtype=torch.long, device=x.device)
@@ -65,14 +78,8 @@ def lagged_cosine(features, lags, lengths=None):
     inside = (torch.arange(frames, device=features.device)[None, :] < lengths[:, None]).float()
     mean = (features * inside[..., None]).sum(1, keepdim=True) / lengths[:, None, None]
     unit = F.normalize(features - mean, dim=-1)
-    result = {}
-    for lag in lags:
-        if not 0 < lag < frames:
-            raise ValueError(f"lag {lag} must be in 1..{frames - 1} for {frames} frames")
-        cos = (unit[:, lag:] * unit[:, :-lag]).sum(-1)
-        valid = _valid_pairs(lengths, frames, lag, features.device)
-        result[lag] = float(cos[valid].mean()) if valid.any() else float("nan")
-    return result
+    return _mean_per_lag(lags, frames, lengths,
+                         lambda lag: (unit[:, lag:] * unit[:, :-lag]).sum(-1))
 
 
 @torch.no_grad()
@@ -111,13 +118,8 @@ def code_agreement(codes, lags, lengths=None):
         raise ValueError(f"codes must be integer [batch, frames(, groups)], got {tuple(codes.shape)} {codes.dtype}")
     lengths = _lengths(codes, lengths)
     frames = codes.shape[1]
-    agreement = {}
-    for lag in lags:
-        if not 0 < lag < frames:
-            raise ValueError(f"lag {lag} must be in 1..{frames - 1} for {frames} frames")
-        same = (codes[:, lag:] == codes[:, :-lag]).float()  # [batch, frames - lag, groups]
-        valid = _valid_pairs(lengths, frames, lag, codes.device)
-        agreement[lag] = float(same[valid].mean()) if valid.any() else float("nan")
+    agreement = _mean_per_lag(lags, frames, lengths,
+                              lambda lag: (codes[:, lag:] == codes[:, :-lag]).float())
     equal_pairs = total_pairs = 0
     for b, length in enumerate(lengths.tolist()):
         for g in range(codes.shape[2]):
