@@ -19,15 +19,20 @@ Example
 >>> _ = (folder / "wer.json").write_text(json.dumps({"test-clean": {"greedy": {"WER": 12.5, "CER": 4.0}}}))
 >>> finetune_value(folder / "wer.json", {"split": "test-clean", "decoding": "greedy", "measure": "CER"})
 4.0
->>> _ = (folder / "results.jsonl").write_text(json.dumps({"task": "kws12", "frozen": True, "value": 91.5}))
->>> downstream_value(folder / "results.jsonl", {"task": "kws12", "freeze": True})
-91.5
+>>> from speechbrain_ext.downstream.results import append_result
+>>> _ = append_result(folder / "results.jsonl", task="sf", metric="cer", value=31.5, split="test",
+...                   backbone="ckpt", frozen=True)
+>>> _ = append_result(folder / "results.jsonl", task="sf", metric="slot_error", value=48.0,
+...                   split="test", backbone="ckpt", frozen=True)  # secondary, written after
+>>> downstream_value(folder / "results.jsonl", {"task": "sf", "freeze": True})
+31.5
 """
 import json
 import re
 from functools import lru_cache
 from pathlib import Path
 
+from speechbrain_ext.downstream.results import TASKS, read_results
 from speechbrain_ext.training import lr_heuristics
 
 ITERATIONS_001 = 400_000  # paper 001: every batch size trained for 400k iterations
@@ -100,12 +105,15 @@ def finetune_value(wer_json, spec):
 
 
 def downstream_value(results_file, spec):
-    """The newest record of ``spec``'s task and freeze in ``results_file``."""
+    """The newest test record of ``spec``'s task and freeze in
+    ``results_file``, in the task's main metric (paper 003 Table 1's: the
+    CTC recipes append secondary ones, e.g. SF's slot scores, after it)."""
     frozen = bool(spec["freeze"])
-    records = [json.loads(line) for line in Path(results_file).read_text().splitlines() if line.strip()]
-    records = [r for r in records if r["task"] == spec["task"] and bool(r["frozen"]) == frozen]
+    metric = TASKS[spec["task"]][1]
+    records = [r for r in read_results(results_file) if r["task"] == spec["task"]
+               and bool(r["frozen"]) == frozen and r["metric"] == metric and r["split"] == "test"]
     if not records:
-        raise MetricError(f"{results_file} holds no {spec['task']} record (frozen={frozen})")
+        raise MetricError(f"{results_file} holds no {spec['task']} {metric} test record (frozen={frozen})")
     return float(records[-1]["value"])
 
 
