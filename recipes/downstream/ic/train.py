@@ -10,6 +10,7 @@ accuracy = the three slots right (paper 001, SUPERB IC).
 import sys
 from pathlib import Path
 
+import speechbrain as sb
 import torch
 from speechbrain.utils.distributed import run_on_main
 
@@ -34,10 +35,11 @@ class IntentBrain(ClassificationBrain):
             loss = loss + torch.nn.functional.cross_entropy(block, targets)
             right = block.argmax(dim=-1) == targets
             all_right = right if all_right is None else all_right & right
-            slot_targets.append(targets.tolist())
+            slot_targets.append(targets)
         self.metrics["correct"] += int(all_right.sum())
         self.metrics["total"] += len(all_right)
-        self.metrics["per_class"].update(zip(*slot_targets))  # an intent: its slots' values
+        if stage != sb.Stage.TRAIN:  # an intent: its slots' values
+            self.metrics["per_class"].update(zip(*(t.tolist() for t in slot_targets)))
         return loss
 
 
