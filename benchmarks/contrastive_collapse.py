@@ -79,9 +79,7 @@ def locality(model, wav):
     often the argmax codes of adjacent frames agree beside the agreement of
     random frame pairs of the same utterance (speechbrain_ext.analysis.locality)."""
     features = model.wav2vec2(wav, None).features  # [B, T, C], the quantizer's input
-    quantizer = model.quantizer
-    codes = quantizer.weight_proj(features.float()).view(
-        *features.shape[:2], quantizer.num_groups, quantizer.num_vars).argmax(-1)
+    codes = model.quantizer.group_logits(features).argmax(-1)  # [B, T, G]
     cosine = lagged_cosine(features, [1, 2])
     agreement, chance = code_agreement(codes, [1])
     return cosine[1], cosine[2], agreement[1], chance

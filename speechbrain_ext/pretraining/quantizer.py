@@ -120,6 +120,11 @@ class GumbelVectorQuantizer(nn.Module):
             self.max_temp * self.temp_decay**num_updates, self.min_temp
         )
 
+    def group_logits(self, frames):
+        """``[..., input_dim]`` -> ``[..., num_groups, num_vars]`` fp32 logits;
+        their argmax is each group's code (what evaluation quantizes to)."""
+        return self.weight_proj(frames.float()).view(*frames.shape[:-1], self.num_groups, self.num_vars)
+
     def forward(self, frames):
         """Quantizes every given frame.
 
@@ -145,7 +150,7 @@ class GumbelVectorQuantizer(nn.Module):
             raise ValueError("GumbelVectorQuantizer got no frames to quantize")
         groups, num_vars = self.num_groups, self.num_vars
         with torch.autocast(device_type=flat.device.type, enabled=False):
-            logits = self.weight_proj(flat.float()).view(-1, groups, num_vars)
+            logits = self.group_logits(flat)
             soft = torch.softmax(logits, dim=-1)
             prob_perplexity = perplexity(soft)
             hard = torch.nn.functional.one_hot(
