@@ -39,12 +39,13 @@ demo: data
 
 # The whole suite, tests/test_readme.py included (it runs the README's
 # first-hour commands, shortened, as a newcomer would: a few minutes);
-# `make test-readme` runs that one alone.
+# `make test-readme` runs that one alone, printing each command's time
+# (SB_EXT_README_AS_WRITTEN=1: unshortened, the README's timings).
 test: env
 	SB_EXT_DATA=$(DATA) $(PY) -m pytest -q
 
 test-readme: env
-	SB_EXT_DATA=$(DATA) $(PY) -m pytest -q tests/test_readme.py
+	SB_EXT_DATA=$(DATA) $(PY) -m pytest -q -s tests/test_readme.py
 
 clean-data:
 	rm -rf $(DATA)

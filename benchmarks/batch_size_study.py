@@ -19,16 +19,26 @@ resuming what is done (``--stages``, default all):
   validation accuracy / per-codebook perplexity / similarity (Fig. 1 D-I,
   ``speechbrain_ext.analysis.codebook``), and a frame phone probe on frozen
   features (``speechbrain_ext.analysis.phone_probe``) standing in for
-  Fig. 4's WER; each result is cached per checkpoint with its settings;
+  Fig. 4's WER; each result is cached per checkpoint with its settings.
+  Off by default (their cost), recipes run on kept checkpoints, each once
+  per command line (:func:`run_on_checkpoint`): ``finetune``, Fig. 4's CTC
+  fine-tuning (``recipes/finetune/train.py``), and ``superb``, Fig. 5 /
+  Table 5's frozen-upstream downstream tasks
+  (``recipes/downstream/run_suite.py --frozen``);
 - ``report``: Table 2 (``table2.csv``), the CSVs and figures
   (``gradient_std.{csv,png}``, ``codebook.{csv,png}``,
-  ``probe_vs_hours.{csv,png}``) and ``report.md`` with what they show.
+  ``probe_vs_hours.{csv,png}``; with those analyses on,
+  ``finetune_vs_hours.{csv,png}`` and ``superb_vs_updates.{csv,png}``) and
+  ``report.md`` with what they show.
 
 Layout of ``--out`` (default ``output_folder``)::
 
     runs/<run>/          the recipe's output folder (save/, train_log.txt)
     logs/pretrain_<run>.log
     analysis/<run>_<update>.json   cached analyses of one checkpoint
+    analysis/<run>_<update>_{finetune,superb}.json   cached recipe scores
+    finetune/<run>_<update>/, superb/<run>_<update>/  those recipes' output folders
+    logs/{finetune,superb}_<run>_<update>.log
     report/              the CSVs, figures and report.md
     timings.json         seconds per stage and run
 
@@ -53,9 +63,11 @@ SAMPLE_RATE = 16000
 KEYS = {"output_folder": str, "data_folder": str, "hparams": str, "overrides_files": list,
         "overrides": dict, "hours_seen": (int, float), "checkpoints": int,
         "gpu_batch_seconds": (int, float), "runs": dict, "lr_heuristics": list,
-        "gradient_variance": dict, "codebook": dict, "probe": dict, "finetune": dict}
+        "gradient_variance": dict, "codebook": dict, "probe": dict, "finetune": dict, "superb": dict}
 FINETUNE_KEYS = ("enabled", "recipe", "hparams", "overrides_files", "overrides", "split", "metric",
                  "checkpoints", "runs")
+SUPERB_KEYS = ("enabled", "recipe", "tasks", "micro", "corpora_root", "split", "overrides",
+               "checkpoints", "runs")
 RUN_KEYS = {"seconds_per_update": (int, float), "grad_accumulation_factor": int, "lr_heuristics": list}
 
 
@@ -113,21 +125,47 @@ def check_config(config, where):
             if str(heuristic).strip().lower() not in heuristic_names():
                 raise StudyError(f"{where}: lr_heuristics of runs.{name}: {heuristic!r} is not a "
                                  f"heuristic; known: {', '.join(heuristic_names())}")
-    finetune = config["finetune"]
-    unknown = sorted(set(finetune) - set(FINETUNE_KEYS))
+    for block, known in (("finetune", FINETUNE_KEYS), ("superb", SUPERB_KEYS)):
+        check_checkpoint_analysis(config, block, known, where)
+    superb = config["superb"]
+    if superb.get("enabled"):
+        from speechbrain_ext.downstream.results import TASKS
+
+        tasks = superb["tasks"]
+        if not isinstance(tasks, list) or not tasks or len(set(tasks)) != len(tasks):
+            raise StudyError(f"{where}: superb.tasks must be a list of distinct task names, got {tasks!r}")
+        for task in tasks:
+            if task not in TASKS:
+                raise StudyError(f"{where}: superb.tasks: {task!r} is not a task of "
+                                 f"recipes/downstream/run_suite.py; known: {', '.join(TASKS)}")
+        if not isinstance(superb["overrides"] or {}, dict):
+            raise StudyError(f"{where}: superb.overrides must be a mapping of recipe keys, "
+                             f"got {superb['overrides']!r}")
+
+
+def check_checkpoint_analysis(config, block, known, where):
+    """The ``finetune`` / ``superb`` block (an analysis that runs a recipe per
+    kept checkpoint): known keys; when enabled, all of them, ``checkpoints``
+    'all' or 'last' and ``runs`` null or names of ``runs``."""
+    settings = config[block]
+    unknown = sorted(set(settings) - set(known))
     if unknown:
-        raise StudyError(f"{where}: finetune: unknown key(s) {', '.join(unknown)}; known: "
-                         f"{', '.join(FINETUNE_KEYS)}")
-    if finetune.get("enabled"):
-        missing = [k for k in FINETUNE_KEYS if k not in finetune]
+        raise StudyError(f"{where}: {block}: unknown key(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(known)}")
+    if settings.get("enabled"):
+        missing = [k for k in known if k not in settings]
         if missing:
-            raise StudyError(f"{where}: finetune is enabled but lacks {', '.join(missing)}")
-        if finetune["checkpoints"] not in ("all", "last"):
-            raise StudyError(f"{where}: finetune.checkpoints must be 'all' or 'last', "
-                             f"got {finetune['checkpoints']!r}")
-        for name in finetune["runs"] or []:
+            raise StudyError(f"{where}: {block} is enabled but lacks {', '.join(missing)}")
+        if settings["checkpoints"] not in ("all", "last"):
+            raise StudyError(f"{where}: {block}.checkpoints must be 'all' or 'last', "
+                             f"got {settings['checkpoints']!r}")
+        if settings["runs"] is not None and not isinstance(settings["runs"], list):
+            raise StudyError(f"{where}: {block}.runs must be null or a list of run names, "
+                             f"got {settings['runs']!r}")
+        for name in settings["runs"] or []:
             if name not in config["runs"]:
-                raise StudyError(f"{where}: finetune.runs names {name!r}, not one of runs")
+                raise StudyError(f"{where}: {block}.runs names {name!r}, not one of runs "
+                                 f"({', '.join(config['runs'])})")
 
 
 def heuristics_of(config, name):
@@ -475,49 +513,151 @@ def analyse_checkpoint(analysis, prober, update, folder, cache_path):
     return result
 
 
+def checkpoint_folder(out, kind, name, update):
+    """``out/<kind>/<name>_<update>``: what a recipe run on a kept checkpoint writes."""
+    return Path(out) / kind / f"{name}_{update}"
+
+
+def run_on_checkpoint(out, kind, name, update, argv, read_scores):
+    """Run ``python argv`` on kept checkpoint ``update`` of run ``name``, once
+    per command line: the analyses that are recipes of their own
+    (``finetune``, ``superb``).
+
+    ``argv`` writes into :func:`checkpoint_folder` (``out/<kind>/<name>_<update>``),
+    its output goes to ``out/logs/<kind>_<name>_<update>.log``;
+    ``read_scores()`` returns the run's scores (a dict), raising a
+    ``StudyError`` naming the file when they are missing. The scores, the
+    argv and ``<kind>_seconds`` are cached in
+    ``out/analysis/<name>_<update>_<kind>.json`` and returned: the same argv
+    is not run again, an interrupted run is resumed (the recipe's own
+    checkpoints), and a changed argv starts its folder afresh (a recipe
+    would otherwise resume the old settings' checkpoints). A failure is a
+    ``StudyError`` naming the log."""
+    import shutil
+
+    cache = Path(out) / "analysis" / f"{name}_{update}_{kind}.json"
+    cached = read_json(cache, {})
+    if cached.get("argv") == argv:
+        return cached
+    target = checkpoint_folder(out, kind, name, update)
+    record = target / f"study_{kind}.json"
+    if record.is_file() and read_json(record) != argv:
+        say(f"{kind} {name} @ {update}: the command changed; removing {target}")
+        shutil.rmtree(target)
+    write_json(record, argv)
+    log = Path(out) / "logs" / f"{kind}_{name}_{update}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    say(f"{kind} {name} @ {update} (log: {log})")
+    start = time.time()
+    with open(log, "a") as handle:
+        handle.write(f"== {time.strftime('%Y-%m-%d %H:%M:%S')}: {sys.executable} {' '.join(argv)}\n")
+        handle.flush()
+        code = subprocess.call([sys.executable, *argv], cwd=REPO_ROOT, stdout=handle,
+                               stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if code:
+        raise StudyError(f"{kind} of {name} @ {update} failed (exit {code}); see {log}")
+    try:
+        scores = read_scores()
+    except StudyError as err:
+        raise StudyError(f"{kind} of {name} @ {update}: {err}; see {log}") from None
+    result = {"argv": argv, **scores, f"{kind}_seconds": round(time.time() - start, 1)}
+    write_json(cache, result)
+    return result
+
+
 def finetune_checkpoint(config, out, name, update, folder):
     """Fig. 4: CTC fine-tuning of one kept checkpoint with the study's label
-    setting (``finetune``), its ``metric`` (WER) on ``split``, cached."""
+    setting (``finetune``), its ``metric`` (WER, %) on ``split``, cached
+    (:func:`run_on_checkpoint`): ``{"argv", "finetune_metric", "finetune_seconds"}``."""
     settings = config["finetune"]
-    target = Path(out) / "finetune" / f"{name}_{update}"
+    target = checkpoint_folder(out, "finetune", name, update)
     argv = [str(REPO_ROOT / settings["recipe"]), str(REPO_ROOT / settings["hparams"])]
     for path in settings["overrides_files"]:
         argv += ["--overrides_file", str(REPO_ROOT / path)]
     argv += [f"--pretrained={folder}", f"--output_folder={target}", "--device=cpu"]
     argv += [_flag(k, v) for k, v in (settings["overrides"] or {}).items()]
-    cache = Path(out) / "analysis" / f"{name}_{update}_finetune.json"
-    cached = read_json(cache, {})
-    if cached.get("argv") == argv:
-        return cached
-    record = target / "study_finetune.json"
-    if record.is_file() and read_json(record) != argv:
-        raise StudyError(f"{target} was fine-tuned with other settings; remove it to rerun")
-    write_json(record, argv)
-    log = Path(out) / "logs" / f"finetune_{name}_{update}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    say(f"finetune {name} @ {update} (log: {log})")
-    start = time.time()
-    with open(log, "a") as handle:
-        code = subprocess.call([sys.executable, *argv], cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT)
-    wer = read_json(target / "wer.json")
-    if code or wer is None:
-        raise StudyError(f"fine-tuning {name} @ {update} failed (exit {code}); see {log}")
-    scores = (wer.get(settings["split"]) or {}).get("greedy") or {}
-    if settings["metric"] not in scores:
-        raise StudyError(f"{target / 'wer.json'}: no greedy {settings['metric']} for split "
-                         f"{settings['split']!r} (finetune.split / finetune.metric)")
-    result = {"argv": argv, "finetune_metric": scores[settings["metric"]],
-              "finetune_seconds": round(time.time() - start, 1)}
-    write_json(cache, result)
-    return result
+
+    def read_scores():
+        path = target / "wer.json"
+        wer = read_json(path)
+        if wer is None:
+            raise StudyError(f"{path} was not written")
+        scores = (wer.get(settings["split"]) or {}).get("greedy") or {}
+        if settings["metric"] not in scores:
+            raise StudyError(f"{path}: no greedy {settings['metric']} for split "
+                             f"{settings['split']!r} (finetune.split / finetune.metric)")
+        return {"finetune_metric": scores[settings["metric"]]}
+
+    return run_on_checkpoint(out, "finetune", name, update, argv, read_scores)
 
 
-def finetune_targets(config, name, kept):
-    """The kept checkpoints ``[(update, folder)]`` of run ``name`` to fine-tune."""
-    settings = config["finetune"]
+def superb_argv(config, out, name, update, folder):
+    """``recipes/downstream/run_suite.py``'s command line for kept checkpoint
+    ``folder``: frozen upstream (weighted sum of the layers), ``superb.tasks``,
+    its own output root (``out/superb/<name>_<update>``: the downstream
+    recipes resume from their output folders, so checkpoints never share
+    one) and the label ``<name>@<update>``; ``superb.overrides`` go to every
+    task's recipe (after ``--``)."""
+    settings = config["superb"]
+    argv = [str(REPO_ROOT / settings["recipe"]), str(folder), "--frozen"]
+    argv += ["--micro"] if settings["micro"] else []
+    argv += ["--tasks", *settings["tasks"],
+             "--corpora_root", str((REPO_ROOT / settings["corpora_root"]).resolve()),
+             "--output_root", str(checkpoint_folder(out, "superb", name, update)),
+             "--label", f"{name}@{update}"]
+    overrides = [_flag(k, v) for k, v in (settings["overrides"] or {}).items()]
+    return argv + (["--", *overrides] if overrides else [])
+
+
+def superb_checkpoint(config, out, name, update, folder):
+    """Fig. 5 / Table 5: the frozen-upstream downstream tasks (``superb``) of
+    one kept checkpoint through ``recipes/downstream/run_suite.py``, cached
+    (:func:`run_on_checkpoint`). Returns ``{"argv", "superb_seconds",
+    "superb": {task: {"metric", "value" (percent), "higher_is_better",
+    "chance" (percent or None), "steps"}}}``: per task its main metric
+    (``speechbrain_ext.downstream.results.TASKS``) on ``superb.split``, the
+    latest record of ``<output_root>/results.jsonl`` with the run's label."""
+    from speechbrain_ext.downstream.results import TASKS, read_results
+
+    settings = config["superb"]
+    argv = superb_argv(config, out, name, update, folder)
+    results = checkpoint_folder(out, "superb", name, update) / "results.jsonl"
+    label = f"{name}@{update}"
+
+    def read_scores():
+        if not results.is_file():
+            raise StudyError(f"{results} was not written")
+        try:
+            records = read_results(results)
+        except ValueError as err:
+            raise StudyError(str(err)) from None
+        scores = {}
+        for task in settings["tasks"]:
+            _, metric, higher = TASKS[task]
+            found = [r for r in records if r["task"] == task and r["metric"] == metric and r["frozen"]
+                     and r["split"] == settings["split"] and r.get("label") == label]
+            if not found:
+                raise StudyError(f"{results}: no frozen {metric} record of {task} on split "
+                                 f"{settings['split']!r} labelled {label!r} (superb.split)")
+            record = found[-1]  # a resumed run appends again: the latest counts
+            scores[task] = {"metric": metric, "value": float(record["value"]), "higher_is_better": higher,
+                            "chance": record.get("chance"), "steps": record.get("steps")}
+        return {"superb": scores}
+
+    return run_on_checkpoint(out, "superb", name, update, argv, read_scores)
+
+
+def checkpoint_targets(config, block, name, kept):
+    """The kept checkpoints ``[(update, folder)]`` of run ``name`` that the
+    ``block`` analysis (``finetune``, ``superb``) runs on: none when it is
+    off or ``runs`` leaves ``name`` out, the last with ``checkpoints: last``."""
+    settings = config[block]
     if not settings.get("enabled") or (settings.get("runs") and name not in settings["runs"]):
         return []
     return kept[-1:] if settings["checkpoints"] == "last" else kept
+
+
+RECIPE_ANALYSES = {"finetune": finetune_checkpoint, "superb": superb_checkpoint}
 
 
 def stage_analyse(config, out):
@@ -526,11 +666,14 @@ def stage_analyse(config, out):
     for name in config["runs"]:
         heuristic = chosen_heuristic(config, out, name)
         save = Path(out) / "runs" / run_label(name, heuristic) / "save"
-        start = time.time()
         argv = recipe_argv(config, name, out, heuristic)
         kept = [(update, folder) for update, folder, _ in kept_checkpoints(save)]
-        for update, folder in finetune_targets(config, name, kept):
-            finetune_checkpoint(config, out, name, update, folder)
+        for block, analyse in RECIPE_ANALYSES.items():
+            targets = checkpoint_targets(config, block, name, kept)
+            results = [analyse(config, out, name, update, folder) for update, folder in targets]
+            if results:  # the compute they took, cached runs included
+                record_timing(out, f"{block}_{name}", sum(r[f"{block}_seconds"] for r in results))
+        start = time.time()
         points = [(0, None)] + kept
         todo = [(u, f) for u, f in points
                 if pending(config, argv, Path(out) / "analysis" / f"{name}_{u}.json")]
@@ -576,6 +719,13 @@ def collect(config, out):
             tuned = read_json(Path(out) / "analysis" / f"{name}_{update}_finetune.json")
             if tuned is not None and config["finetune"].get("enabled"):
                 row["finetune_metric"] = tuned["finetune_metric"]
+            downstream = read_json(Path(out) / "analysis" / f"{name}_{update}_superb.json")
+            if downstream is not None and config["superb"].get("enabled"):
+                for task in config["superb"]["tasks"]:  # tasks since dropped from the YAML: left out
+                    score = downstream["superb"].get(task)
+                    if score is not None:
+                        row[superb_column(task, score["metric"])] = score["value"]
+                        row[f"{task}_chance"] = score.get("chance")
             rows.append(row)
     return rows
 
@@ -616,17 +766,82 @@ def stage_report(config, out):
         label = f"{config['finetune']['metric']} (%) on {config['finetune']['split']}, greedy"
         quality_against_hours(tuned, report / "finetune_vs_hours.csv", report / "finetune_vs_hours.png",
                               {"finetune_metric": label}, title="fine-tuning against hours seen (Fig. 4)")
-    write_report(config, out, rows, probed, equal_hours_table(probed, "phone_accuracy"), random, tuned)
+    superb = write_superb(config, rows, report)
+    write_report(config, out, rows, probed, equal_hours_table(probed, "phone_accuracy"), random, tuned,
+                 superb)
     say(f"report: {report}")
+
+
+def superb_column(task, metric):
+    """The column of a task's main metric, e.g. ``kws12_acc``."""
+    return f"{task}_{metric}"
+
+
+def superb_axis_label(task):
+    """``"Acc (%), higher is better"``: a task's main metric and its direction."""
+    from speechbrain_ext.downstream.results import METRIC_TITLES, TASKS
+
+    _, metric, higher = TASKS[task]
+    return f"{METRIC_TITLES.get(metric, metric)} (%), {'higher' if higher else 'lower'} is better"
+
+
+def write_superb(config, rows, report):
+    """Fig. 5 / Table 5 at this scale: ``superb_vs_updates.csv`` (one row per
+    checkpoint with a score: run, updates, hours seen, each task's main
+    metric in percent and its majority-class share ``<task>_chance``) and
+    ``superb_vs_updates.png`` (one column of panels per task; top row
+    against updates, bottom row against hours seen (upper bound), where the
+    batch sizes' checkpoints meet; one curve per batch size). Returns the
+    rows written (``[]``: superb off or not run, nothing written)."""
+    from matplotlib.figure import Figure
+
+    from speechbrain_ext.analysis.gradient_variance import plot_curves, write_rows
+    from speechbrain_ext.downstream.results import TASKS
+
+    if not config["superb"].get("enabled"):
+        return []
+    tasks = [t for t in config["superb"]["tasks"]
+             if any(r.get(superb_column(t, TASKS[t][1])) is not None for r in rows)]
+    if not tasks:
+        return []
+    columns = [superb_column(t, TASKS[t][1]) for t in tasks]
+    chances = [f"{t}_chance" for t in tasks]
+    scored = [{"run": r["run"], "updates": r["updates"], "seconds_per_update": r["seconds_per_update"],
+               "upper_bound_hours": r["upper_bound_hours"], "measured_hours": r["measured_hours"],
+               **{c: r.get(c) for c in columns + chances}}
+              for r in rows if any(r.get(c) is not None for c in columns)]
+    write_rows(scored, report / "superb_vs_updates.csv",
+               ["run", "updates", "seconds_per_update", "upper_bound_hours", "measured_hours", *columns,
+                *chances])
+    figure = Figure(figsize=(max(6.0, 4.6 * len(tasks)), 7.0))  # the title fits over one task
+    axes = figure.subplots(2, len(tasks), squeeze=False)
+    for i, (task, column) in enumerate(zip(tasks, columns)):
+        points = [{"run": r["run"], "updates": r["updates"], "hours_seen": r["upper_bound_hours"],
+                   column: r[column]} for r in scored if r[column] is not None]
+        chance = max((r[f"{task}_chance"] for r in scored if r[f"{task}_chance"] is not None), default=None)
+        for ax, x in zip(axes[:, i], ("updates", "hours_seen")):
+            plot_curves(points, None, column, x=x, ylabel=superb_axis_label(task), ax=ax)
+            if chance is not None:  # classification: the majority class's share of the test split
+                ax.axhline(chance, color="grey", linestyle=":", label="majority class")
+            ax.legend(fontsize="small", title="batch size")
+            ax.set_title(f"{TASKS[task][0]}, frozen upstream", fontsize=10)
+            ax.grid(alpha=0.3)
+        axes[1, i].set_xlabel("hours of audio seen (upper bound)")
+    figure.suptitle("downstream tasks against updates and hours seen (Fig. 5)", fontsize=11)
+    figure.tight_layout()
+    figure.savefig(report / "superb_vs_updates.png", dpi=110)
+    return scored
 
 
 def _fmt(value, digits=4):
     return "-" if value is None else f"{value:.{digits}g}"
 
 
-def write_report(config, out, rows, probed, equal, random, tuned=()):
+def write_report(config, out, rows, probed, equal, random, tuned=(), superb=()):
     """``report.md``: Table 2, the gradient std per checkpoint and batch size
-    (does it fall with the batch size?), and the probe at equal hours."""
+    (does it fall with the batch size?), the probe at equal hours, and, when
+    run, the fine-tuning (``tuned``) and the downstream tasks (``superb``,
+    :func:`write_superb`'s rows)."""
     runs = sorted(config["runs"], key=lambda n: config["runs"][n]["seconds_per_update"])
     by = {(r["run"], r["updates"]): r for r in rows}
     lines = ["# Batch-size study (paper 001), micro scale", "",
@@ -701,10 +916,66 @@ def write_report(config, out, rows, probed, equal, random, tuned=()):
         lines += [f"| {r['run']} | {r['updates']} | {_fmt(r['upper_bound_hours'], 3)} | "
                   f"{_fmt(r['finetune_metric'], 4)} |" for r in tuned]
         lines.append("")
+    if superb:
+        lines += superb_section(config, runs, superb)
     timings = read_json(Path(out) / "timings.json", {})
     lines += ["## Time", "", f"{sum(timings.values()):.0f} s in all: "
               + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(timings.items())), ""]
     (Path(out) / "report" / "report.md").write_text("\n".join(lines))
+
+
+def superb_section(config, runs, superb):
+    """report.md's lines on the downstream tasks: Table 5's layout (batch
+    size, updates, hours seen, one column per task) and, per task, the
+    spread between batch sizes at equal hours against the change along each
+    run (paper 001, Section 4.4: hours seen, not the batch size, decide)."""
+    from speechbrain_ext.analysis.study import equal_hours_table
+    from speechbrain_ext.downstream.results import METRIC_TITLES, TASKS
+
+    settings = config["superb"]
+    tasks = [t for t in settings["tasks"] if any(r.get(superb_column(t, TASKS[t][1])) is not None
+                                                 for r in superb)]
+    columns = [superb_column(t, TASKS[t][1]) for t in tasks]
+    titles = [f"{TASKS[t][0]} {METRIC_TITLES.get(TASKS[t][1], TASKS[t][1])} (%) {'↑' if TASKS[t][2] else '↓'}"
+              for t in tasks]
+    lines = ["## Downstream tasks against updates (Fig. 5 / Table 5 layout)", "",
+             f"Frozen upstream (weighted sum of the layers), `recipes/downstream/run_suite.py --frozen"
+             f"{' --micro' if settings['micro'] else ''}`, split {settings['split']}; figure: "
+             "superb_vs_updates.png.", "",
+             "| batch size | updates | hours seen (upper bound) | " + " | ".join(titles) + " |",
+             "|---|---|---|" + "---|" * len(tasks)]
+    order = {n: i for i, n in enumerate(runs)}
+    for r in sorted(superb, key=lambda r: (order.get(r["run"], len(order)), r["updates"])):
+        lines.append(f"| {r['run']} | {r['updates']} | {_fmt(r['upper_bound_hours'], 3)} | "
+                     + " | ".join(_fmt(r[c], 4) for c in columns) + " |")
+    lines.append("")
+    for task, column in zip(tasks, columns):
+        sign = 1 if TASKS[task][2] else -1  # an improvement is positive for errors too
+        equal = equal_hours_table(superb, column)
+        spread = max((s for _, _, s in equal), default=None)  # None: no two runs at equal hours
+        changes = {}
+        for name in runs:
+            curve = sorted((r["updates"], r[column]) for r in superb if r["run"] == name and r[column] is not None)
+            if len(curve) >= 2:
+                changes[name] = sign * (curve[-1][1] - curve[0][1])
+        gain = sum(changes.values()) / len(changes) if changes else None
+        chance = max((r[f"{task}_chance"] for r in superb if r.get(f"{task}_chance") is not None), default=None)
+        best = max(r[column] for r in superb if r[column] is not None)
+        if chance is not None and TASKS[task][2] and best <= chance:
+            verdict = "No checkpoint beats the majority class, so the scores say nothing about the representations"
+        elif gain is not None and spread is not None and gain > spread:
+            verdict = (f"Agrees with paper 001 (Section 4.4): the score improves by {gain:+.2f} points along "
+                       f"the runs on average, more than the batch sizes differ at equal hours")
+        else:
+            verdict = ("Inconclusive: the score does not improve along the runs by more than the batch sizes "
+                       "differ at equal hours")
+        lines.append(f"- {TASKS[task][0]}: largest spread between batch sizes at equal hours: "
+                     + (f"{_fmt(spread, 3)} points" if spread is not None else "none (no two at equal hours)")
+                     + "; improvement from first to last kept checkpoint: "
+                     + (", ".join(f"{c:+.2f} ({n})" for n, c in changes.items()) or "-")
+                     + (f"; majority class {chance:.2f} %" if chance is not None else "")
+                     + f". {verdict}.")
+    return lines + [""]
 
 
 def parse_args(argv):

@@ -47,60 +47,23 @@ import time
 from pathlib import Path
 
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from speechbrain_ext.analysis.inference_time import (SAMPLE_RATE, count_flops, load_utterances,  # noqa: E402
+                                                     time_utterances, warm_up)
 from speechbrain_ext.models.registry import build_backbone  # noqa: E402
 from speechbrain_ext.models.registry import count_parameters  # noqa: E402
 from speechbrain_ext.models.zoo import TABLE6, ZOO, zoo_config  # noqa: E402
 
-SAMPLE_RATE = 16000
 PAPER_MODELS = [n for n in ZOO if not n.endswith("_micro")]
 REFERENCE = "w2v2_base"
-
-
-def load_utterances(data_folder, count):
-    """``count`` waveforms ``[samples]`` and a description of where they came from."""
-    files = sorted(Path(data_folder, "dev-clean").rglob("*.flac")) if data_folder else []
-    if files:
-        import soundfile
-
-        waves = []
-        for path in files[:count]:
-            audio, rate = soundfile.read(str(path), dtype="float32")
-            if rate != SAMPLE_RATE:
-                raise ValueError(f"{path}: sample rate {rate}, expected {SAMPLE_RATE}")
-            waves.append(torch.from_numpy(audio))
-        return waves, f"{len(waves)} utterances of {Path(data_folder) / 'dev-clean'}"
-    generator = torch.Generator().manual_seed(0)
-    seconds = torch.empty(count).uniform_(4.0, 16.0, generator=generator)
-    waves = [0.1 * torch.randn(int(s * SAMPLE_RATE), generator=generator) for s in seconds]
-    return waves, f"{count} random signals of 4-16 s (no LibriSpeech dev-clean under {data_folder})"
-
-
-def count_flops(model, waves, device):
-    # The math SDPA backend, so that the attention's matrix products are
-    # counted (fused CPU kernels are not in FlopCounterMode's registry); no_grad,
-    # not inference_mode: weight-norm parametrizations fail under
-    # FlopCounterMode + inference_mode (torch 2.11).
-    with FlopCounterMode(display=False) as counter, torch.no_grad(), \
-            sdpa_kernel(SDPBackend.MATH):
-        for wav in waves:
-            model(wav[None].to(device))
-    return counter.get_total_flops()
 
 
 def progress(message):
     """A progress line on standard error (the table stays alone on stdout)."""
     print(f"[inference_time] {message}", file=sys.stderr, flush=True)
-
-
-def synchronise(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def main(argv=None):
@@ -156,28 +119,20 @@ def main(argv=None):
     nets = {name: build_backbone(zoo_config(name)).to(device).eval() for name in models}
     flops = {name: count_flops(net, waves[:1], device) / (len(waves[0]) / SAMPLE_RATE)
              for name, net in nets.items()}
-    with torch.inference_mode():
-        for net in nets.values():  # warm-up (allocator, kernel selection) on 2 s
-            net(waves[0][None, : 2 * SAMPLE_RATE].to(device))
-        times = {name: [[] for _ in waves] for name in models}  # [utterance][repeat]
-        totals = {name: [] for name in models}  # per repeat
-        for repeat in range(args.repeats):
-            elapsed = time.perf_counter() - started
-            eta = f", about {elapsed / repeat * (args.repeats - repeat):.0f} s left" if repeat else ""
-            progress(f"repeat {repeat + 1}/{args.repeats} ({elapsed:.0f} s so far{eta})")
-            order = models[repeat % len(models):] + models[:repeat % len(models)]
-            for name in order:
-                total = 0.0
-                for i, wav in enumerate(waves):
-                    x = wav[None].to(device)
-                    synchronise(device)
-                    start = time.perf_counter()
-                    nets[name](x)
-                    synchronise(device)
-                    elapsed = time.perf_counter() - start
-                    times[name][i].append(elapsed)
-                    total += elapsed
-                totals[name].append(total)
+    for net in nets.values():
+        warm_up(net, waves, device)
+    times = {name: [[] for _ in waves] for name in models}  # [utterance][repeat]
+    totals = {name: [] for name in models}  # per repeat
+    for repeat in range(args.repeats):
+        elapsed = time.perf_counter() - started
+        eta = f", about {elapsed / repeat * (args.repeats - repeat):.0f} s left" if repeat else ""
+        progress(f"repeat {repeat + 1}/{args.repeats} ({elapsed:.0f} s so far{eta})")
+        order = models[repeat % len(models):] + models[:repeat % len(models)]
+        for name in order:
+            per_utterance = time_utterances(nets[name], waves, device)
+            for i, seconds in enumerate(per_utterance):
+                times[name][i].append(seconds)
+            totals[name].append(sum(per_utterance))
 
     print(f"{'model':<{width}} {'params(M)':>9} {'s/utt':>8} {'ratio':>6} {'speed-up':>8} "
           f"{'GFLOPs/s audio':>15}")

@@ -218,7 +218,8 @@ def test_computed_cells_match_the_paper(tmp_path):
     from speechbrain_ext.reproduce.metrics import compute
 
     cells = [c for t in load_registry().values() for cs in t.values() for c in cs
-             if c.runnable and [s["step"] for s in c.chain] == ["metric"] and c.value is not None]
+             if c.runnable and [s["step"] for s in c.chain] == ["metric"] and c.chain[0]["source"] == "compute"
+             and c.value is not None]  # (timing cells measure, in speechbrain_ext.reproduce.timing)
     assert len(cells) > 100
     off = []
     for c in cells:
@@ -231,6 +232,166 @@ def test_computed_cells_match_the_paper(tmp_path):
     assert off == [("paper000", "table4", "W2V-2", "batch size (s)", "5376", 5760.0),
                    ("paper002", "table4", "W2V2-large", "params", "315.5", 315.4)]
     lines = []
-    main(["paper001", "table1", "87.5 sec", "--results", str(tmp_path / "r.jsonl")], out=lines.append)
+    main(["paper001", "table1", "87.5 sec", "h_sub", "--results", str(tmp_path / "r.jsonl")], out=lines.append)
     assert any("| h_sub | paper 6.04e-5 | ours 6.04e-05 (paper scale) | difference +0" in l for l in lines)
-    assert any("'runtime': needs issue 18" in l for l in lines)
+    # the runtime is the row's pre-training, in wall days: its device hours / GPUs / 24
+    runtime, = find_cells("paper001", "table1", "600 sec", "runtime")
+    assert runtime.runnable and abs(runtime.value - (2 + 14 / 24)) < 1e-9  # printed "2d 14h"
+    plan = plan_cell(runtime, Options(scale="paper", output_root=str(tmp_path), corpora_root="/data"))
+    assert [s.kind for s in plan] == ["pretrain", "select", "metric"]
+    assert plan[0].argv[:4] == ["torchrun", "--nproc_per_node=4", "recipes/pretrain/train.py",
+                                "hparams/paper001_10min.yaml"]
+    assert plan[-1].spec == {"step": "metric", "source": "pretrain", "key": "gpu_hours",
+                             "divide_by_gpus": 4, "divide_by": 24}
+
+
+# ---- paper 001: the batch-size study's chains (Tables 2-5 on one pre-training per batch size)
+
+def paper001_plans(scale, quick=False):
+    """The plans of four cells of batch size 150 s: Table 3 (best checkpoint), Table 4 and
+    Table 5 (update 100k) and Table 2 (the run's last checkpoint)."""
+    options = Options(scale=scale, quick=quick, output_root="/tmp/reproduce_plan", corpora_root="data/mini")
+    names = {"t3": ("table3", "10 min / 150 sec", "test-clean letter"),
+             "t4": ("table4", "4.17 k / 150 sec / 100 k", "10 min test-clean"),
+             "t5": ("table5", "150 sec / 100 k", "ER acc"),
+             "t2": ("table2", "150 sec", "measured max repeats")}
+    return {k: plan_cell(find_cells("paper001", *n)[0], options) for k, n in names.items()}
+
+
+def steps_of(plan, kind):
+    return [s for s in plan if s.kind == kind]
+
+
+@pytest.mark.parametrize("scale,update,last", [("micro", 8, 32), ("paper", 100000, 400000)])
+def test_paper001_cells_share_one_pretraining_and_read_different_checkpoints(scale, update, last):
+    plans = paper001_plans(scale)
+    assert [s.kind for s in plans["t3"]] == ["pretrain", "select", "finetune", "metric"]
+    assert [s.kind for s in plans["t5"]] == ["pretrain", "select", "downstream", "metric"]
+    pretrain = {k: steps_of(p, "pretrain")[0] for k, p in plans.items()}
+    # one pre-training (one command, one folder) for all four cells
+    assert len({s.command() for s in pretrain.values()}) == 1
+    assert "hparams/paper001_150s.yaml" in pretrain["t3"].argv
+    select = {k: steps_of(p, "select")[0] for k, p in plans.items()}
+    assert {k: s.output.name for k, s in select.items()} == {
+        "t3": "best", "t4": f"update-{update}", "t5": f"update-{update}", "t2": f"update-{last}"}
+    assert all(s.output.parent == pretrain["t3"].output / "selected" for s in select.values())
+    assert select["t4"].command() == select["t5"].command()  # Tables 4 and 5 share the copy too
+    assert select["t3"].argv[-1] == "--best" and select["t4"].argv[-2:] == ["--update", str(update)]
+    # each later step reads its own selected checkpoint, not the save folder
+    ft3, ft4 = steps_of(plans["t3"], "finetune")[0], steps_of(plans["t4"], "finetune")[0]
+    assert f"--pretrained={select['t3'].output}" in ft3.argv and f"--pretrained={select['t4'].output}" in ft4.argv
+    assert ft3.output != ft4.output
+    assert steps_of(plans["t5"], "downstream")[0].argv[2] == str(select["t5"].output)
+    assert plans["t2"][-1].checkpoint == str(select["t2"].output)  # the metric reads the copy's metadata
+    if scale == "micro":  # paper001_micro.yaml alone, shortened as registry/micro.yaml says
+        argv = pretrain["t3"].argv
+        assert "overrides/paper001_micro.yaml" in argv and "overrides/micro.yaml" not in argv
+        assert "--max_updates=32" in argv and "--keep_every_updates=2" in argv
+    else:  # the paper's own LM weight and word score; Table 1's GPUs for each batch size
+        assert "--lm_weights=[2.0]" in ft3.argv and "--word_scores=[0.0]" in ft3.argv
+        assert pretrain["t3"].argv[1] == "recipes/pretrain/train.py"  # 150 s: one GPU, no torchrun
+        ten_min = plan_cell(find_cells("paper001", "table5", "10 min / 100 k", "PR PER")[0], Options(scale="paper"))
+        assert ten_min[0].argv[:2] == ["torchrun", "--nproc_per_node=4"]
+
+
+def test_paper001_quick_micro_maps_every_update_of_the_tables():
+    plans = paper001_plans("micro", quick=True)
+    assert steps_of(plans["t4"], "select")[0].output.name == "update-2"  # 100k of 400k: 2 of 8
+    assert "--max_updates=8" in plans["t4"][0].argv
+    for table in ("table4", "table5"):  # every row's update is a kept checkpoint of the quick run
+        for cell in find_cells("paper001", table):
+            if cell.runnable:
+                plan_cell(cell, Options(scale="micro", quick=True, output_root="/tmp/reproduce_plan"))
+
+
+def test_checkpoint_the_run_does_not_keep_is_refused_before_anything_runs():
+    from speechbrain_ext.reproduce.registry import Cell
+
+    def cell(**select):
+        chain = [{"step": "pretrain", "hparams": "paper001_150s.yaml", **select},
+                 {"step": "metric", "source": "pretrain", "key": "hours_seen"}]
+        return Cell("paper001", "table4", "test row", "test column", None, chain, "runnable", {})
+
+    with pytest.raises(ChainError, match=r"'test row' 'test column': paper001_150s.yaml keeps no checkpoint at "
+                                         r"update 7000: it keeps every keep_every_updates: 5000"):
+        plan_cell(cell(at_update=7000), Options(scale="paper"))
+    with pytest.raises(ChainError, match=r"the paper's update 30000 of 400000 is update 2.4 of this run's 32 "
+                                         r"\(paper001_150s.yaml \+ overrides/paper001_micro.yaml --max_updates=32"):
+        plan_cell(cell(at_update=30000), Options(scale="micro"))
+    with pytest.raises(ChainError, match="update 450000 is past the end of paper001_150s.yaml's run"):
+        plan_cell(cell(at_update=450000), Options(scale="paper"))
+    with pytest.raises(ChainError, match="checkpoint: 'newest' is not a selection; expected one of best, last"):
+        plan_cell(cell(checkpoint="newest"), Options(scale="paper"))
+
+
+def fake_save_folder(folder, checkpoints):
+    """A pre-training save folder of micro backbones: ``{update: CKPT.yaml meta}``."""
+    from speechbrain_ext.io.checkpoints import MARKER, META_FILE
+    from speechbrain_ext.models.registry import build_backbone, save_backbone
+
+    for k, (update, meta) in enumerate(checkpoints.items()):
+        ckpt = folder / f"CKPT+{update}"
+        save_backbone(build_backbone({"zoo": "w2v2_micro"}), ckpt / "backbone.ckpt",
+                      metadata={"hours_seen": update / 10, "updates": update})
+        meta = {"unixtime": float(k), "end-of-epoch": False, "update": update, **meta}
+        (ckpt / META_FILE).write_text("".join(f"{key}: {value}\n" for key, value in meta.items()))
+        (ckpt / MARKER).write_text("")
+    return folder
+
+
+def test_select_step_copies_the_asked_checkpoint_or_names_the_missing_update(tmp_path):
+    """The select step's command on a save folder given with --checkpoint (as for a run made
+    elsewhere): the update's checkpoint with its meta, then Table 2's metric from it; a missing
+    update is a ChainError naming the folder and the updates it has."""
+    from speechbrain_ext.interop.loading import backbone_metadata
+    from speechbrain_ext.reproduce.chain import run_step
+    from speechbrain_ext.reproduce.metrics import cell_value
+
+    save = fake_save_folder(tmp_path / "save", {
+        3: {"loss": 4.5, "max_repeats": 1, "measured_hours": 0.03},
+        6: {"loss": 4.1, "max_repeats": 1, "measured_hours": 0.07},
+        9: {"loss": 4.3, "max_repeats": 2, "measured_hours": 0.1}})
+    options = Options(scale="micro", checkpoint=str(save), output_root=str(tmp_path / "runs"))
+    table4 = find_cells("paper001", "table4", "4.17 k / 150 sec / 100 k", "10 min test-clean")[0]
+    plan = plan_cell(table4, options)
+    assert [s.kind for s in plan] == ["select", "finetune", "metric"] and plan[0].output.name == "update-8"
+    with pytest.raises(ChainError, match=rf"{re.escape(str(save))} has no complete checkpoint at update 8: "
+                                         r"it has updates 3, 6, 9"):
+        run_step(plan[0], log=lambda *a: None)
+    assert not plan[0].done
+    # the best one (lowest validation loss), its meta stored with the copy
+    table3 = find_cells("paper001", "table3", "10 min / 150 sec", "test-clean letter")[0]
+    best = plan_cell(table3, options)[0]
+    run_step(best, log=lambda *a: None)
+    meta = backbone_metadata(best.checkpoint)
+    assert best.done and (meta["update"], meta["loss"], meta["updates"]) == (6, 4.1, 6)
+    # Table 2's measured columns: the last checkpoint of the micro run (update 32)
+    fake_save_folder(save, {32: {"loss": 4.4, "max_repeats": 3, "measured_hours": 0.52}})
+    for column, expected in (("measured max repeats", 3.0), ("measured observed data", 0.52)):
+        plan = plan_cell(find_cells("paper001", "table2", "150 sec", column)[0], options)
+        for step in plan:
+            if not step.done:
+                run_step(step, log=lambda *a: None)
+        assert cell_value(plan) == expected
+
+
+def test_paper001_micro_table2_chain_end_to_end_then_reused(tmp_path, mini_corpus):
+    """The quick micro chain of Table 2's measured columns: paper001_150s.yaml with its micro
+    override (8 updates), the last checkpoint selected, the run's accounting read from it; the
+    other measured column reuses both steps."""
+    from speechbrain_ext.interop.loading import backbone_metadata
+
+    mini_root, _ = mini_corpus
+    records, text = run_micro(tmp_path, mini_root, "paper001", "table2", "150 sec", "measured max repeats")
+    assert "--overrides_file overrides/paper001_micro.yaml" in text and "--max_updates=8" in text
+    assert "reproduce.chain select" in text and "--update 8" in text
+    # 8 updates of 40 s see less than the micro corpus's hour once: no utterance twice
+    assert records[0]["scale"] == "micro" and records[0]["ours"] == 1.0
+    again, text2 = run_micro(tmp_path, mini_root, "paper001", "table2", "150 sec", "measured observed data")
+    assert "[reproduce] running" not in text2 and "reusing select output" in text2
+    options = Options(scale="micro", quick=True, output_root=str(tmp_path / "runs"), corpora_root=str(mini_root))
+    plan = plan_cell(find_cells("paper001", "table2", "150 sec", "measured observed data")[0], options)
+    meta = backbone_metadata(plan[-1].checkpoint)
+    assert meta["update"] == 8 and again[0]["ours"] == meta["measured_hours"] > 0
+    # the accounting's hours (utterances of every batch, unpadded) are the audio the recipe counted
+    assert meta["measured_hours"] == pytest.approx(meta["hours_seen"], rel=1e-6)

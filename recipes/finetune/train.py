@@ -8,10 +8,18 @@ and n-gram LM decoding of dev and test (papers 000 and 001).
     python recipes/finetune/train.py hparams/ll10min.yaml --overrides_file overrides/micro.yaml \\
         --pretrained results/runs/demo_nc_5s/save
     python recipes/finetune/train.py hparams/ls100.yaml --overrides_file overrides/paper000_ls100.yaml ...
+    python recipes/finetune/train.py hparams/ted10h.yaml --pretrained PATH \\
+        --corpus_folder /data/TEDLIUM_release-3
 
 ``--pretrained`` takes anything ``speechbrain_ext.interop.loading.init_backbone``
 reads (our checkpoints, HF folders, fairseq ``.pt``); ``--pretrained=null``
-fine-tunes a random initialisation. Without ``lm_path`` an
+fine-tunes a random initialisation. ``train_corpus`` names the corpus:
+``librispeech`` / ``librilight`` (``data_folder``, ``librilight_folder``) or
+a transfer corpus of paper 002's Table 5, ``tedlium3``, ``voxpopuli``,
+``fisher_swbd`` (``corpus_folder``; its ``data_prep`` preparation with the
+YAML's ``prep_options``, train and evaluation splits from the same corpus;
+a manifest row may be a sample range of a longer recording, its
+``segments`` column). Without ``lm_path`` an
 interpolated Kneser-Ney LM of ``lm_order`` is built from the training
 transcripts (for corpora without a published LM). The error rates of every
 evaluation split, greedy, beam search without an LM (``no_lm_beam_size``,
@@ -22,6 +30,7 @@ standard deviation over seeds).
 """
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -32,14 +41,17 @@ from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
+from data_prep.fisher_swbd import csv_name as fisher_swbd_csv, prepare_fisher_swbd
 from data_prep.librilight import prepare_librilight
 from data_prep.librispeech import expand_splits, prepare_librispeech
+from data_prep.tedlium3 import csv_name as tedlium3_csv, prepare_tedlium3
+from data_prep.voxpopuli import csv_name as voxpopuli_csv, prepare_voxpopuli
 from speechbrain_ext.downstream.decoding.lm_decoding import (CTCBeamSearch, LexiconBeamSearch,
                                                              decode_splits, greedy_decode)
 from speechbrain_ext.downstream.decoding.ngram import build_kneser_ney, write_arpa
 from speechbrain_ext.downstream.finetune import check_vocabulary
 from speechbrain_ext.downstream.metrics import error_rates
-from speechbrain_ext.io.data import DATA_ROOT_KEY, DataPreparationError
+from speechbrain_ext.io.data import DATA_ROOT_KEY, DataPreparationError, read_piece
 from speechbrain_ext.training.batching import DurationBatchSampler
 from speechbrain_ext.training.distributed import unwrap
 from speechbrain_ext.training.random_streams import seed_batch
@@ -48,6 +60,14 @@ from speechbrain_ext.training.schedules import set_learning_rate
 
 logger = logging.getLogger(__name__)
 RECIPE_DIR = Path(__file__).resolve().parent
+# paper 002 Table 5's transfer corpora: train_corpus -> (preparation, manifest
+# name of a split given prep_options); every split is read from corpus_folder
+# (fisher_swbd: from prep_options' audio_folder, the 16 kHz sides it writes)
+TRANSFER_CORPORA = {
+    "tedlium3": (prepare_tedlium3, lambda split, options: tedlium3_csv(split)),
+    "voxpopuli": (prepare_voxpopuli, lambda split, options: voxpopuli_csv(split, options.get("language", "en"))),
+    "fisher_swbd": (prepare_fisher_swbd, lambda split, options: fisher_swbd_csv(split)),
+}
 
 
 def lowest_error(checkpoint):
@@ -150,11 +170,23 @@ class FineTuneBrain(sb.core.Brain):
 
 
 def prepare_data(hparams):
-    """CSV manifests of the training set and evaluation splits; returns
-    ``(train_csv, {split: csv})``."""
+    """CSV manifests of the training set and evaluation splits with the
+    folder their ``$data_root`` names; returns ``((train_csv, root),
+    {split: (csv, root)})``."""
     prep = Path(hparams["prep_folder"])
     eval_splits = list(hparams["eval_splits"])
-    if hparams["train_corpus"] == "librispeech":
+    corpus = hparams["train_corpus"]
+    if corpus in TRANSFER_CORPORA:
+        prepare, manifest = TRANSFER_CORPORA[corpus]
+        options = dict(hparams.get("prep_options") or {})
+        run_on_main(prepare, kwargs={
+            "data_folder": hparams["corpus_folder"], "save_folder": str(prep),
+            "splits": [hparams["train_splits"], *eval_splits], "skip_prep": hparams["skip_prep"],
+            "progress": False, **options})
+        root = options.get("audio_folder", hparams["corpus_folder"])
+        return ((prep / manifest(hparams["train_splits"], options), root),
+                {s: (prep / manifest(s, options), root) for s in eval_splits})
+    if corpus == "librispeech":
         train_splits = expand_splits(hparams["train_splits"])
         merge = "train" if len(train_splits) > 1 else None
         run_on_main(prepare_librispeech, kwargs={
@@ -163,7 +195,7 @@ def prepare_data(hparams):
             "merge_name": merge, "progress": False})
         train_csv = prep / f"{merge or train_splits[0]}.csv"
         train_root = hparams["data_folder"]
-    elif hparams["train_corpus"] == "librilight":
+    elif corpus == "librilight":
         run_on_main(prepare_librilight, kwargs={
             "data_folder": hparams["librilight_folder"], "save_folder": str(prep),
             "subsets": [hparams["train_splits"]], "skip_prep": hparams["skip_prep"],
@@ -174,9 +206,9 @@ def prepare_data(hparams):
         train_csv = prep / f"librilight-{hparams['train_splits']}.csv"
         train_root = hparams["librilight_folder"]
     else:
-        raise ValueError(f"train_corpus must be 'librispeech' or 'librilight', "
-                         f"got {hparams['train_corpus']!r}")
-    return (train_csv, train_root), {s: prep / f"{s}.csv" for s in eval_splits}
+        raise ValueError(f"train_corpus must be one of {['librispeech', 'librilight', *TRANSFER_CORPORA]}, "
+                         f"got {corpus!r}")
+    return (train_csv, train_root), {s: (prep / f"{s}.csv", hparams["data_folder"]) for s in eval_splits}
 
 
 def make_dataset(csv_path, data_root, vocabulary, limit=None, max_seconds=None):
@@ -195,10 +227,14 @@ def make_dataset(csv_path, data_root, vocabulary, limit=None, max_seconds=None):
     for uid in dataset.data_ids:  # check every transcript before training
         vocabulary.encode(dataset.data[uid]["wrd"], utterance_id=f"{uid} ({csv_path})")
 
-    @sb.utils.data_pipeline.takes("wav")
+    # a row of a segmented corpus (TED-LIUM 3, Fisher + Switchboard) is a
+    # sample range of a talk / conversation side: its segments column
+    segmented = "segments" in dataset.data[dataset.data_ids[0]] if dataset.data_ids else False
+
+    @sb.utils.data_pipeline.takes("segments" if segmented else "wav")
     @sb.utils.data_pipeline.provides("sig")
     def read_audio(wav):
-        return sb.dataio.dataio.read_audio(wav)
+        return read_piece(wav) if segmented else sb.dataio.dataio.read_audio(wav)
 
     @sb.utils.data_pipeline.takes("id", "wrd")
     @sb.utils.data_pipeline.provides("tokens")
@@ -226,16 +262,21 @@ def language_model(hparams, train_texts):
 def main(argv=None):
     hparams_file, run_opts, overrides = parse_arguments(
         sys.argv[1:] if argv is None else argv, RECIPE_DIR,
-        path_keys=("data_folder", "librilight_folder", "pretrained", "lm_path"))
+        path_keys=("data_folder", "librilight_folder", "corpus_folder", "pretrained", "lm_path"))
     sb.utils.distributed.ddp_init_group(run_opts)
     with open(hparams_file) as f:
         hparams = load_hyperpyyaml(f, overrides)
-    for key in ("data_folder", "librilight_folder"):
+    for key in ("data_folder", "librilight_folder", "corpus_folder"):
         if hparams.get(key):
-            hparams[key] = str(resolve_path(hparams[key], [RECIPE_DIR]))
-    if not Path(hparams["data_folder"]).is_dir():
-        raise DataPreparationError(f"data_folder {hparams['data_folder']} does not exist "
-                                   "(expected the LibriSpeech folder holding dev/test splits)")
+            # normpath first: a corpus_folder made of <data_folder>/../<corpus> (the
+            # transfer YAMLs) need not have data_folder on disk
+            hparams[key] = str(resolve_path(os.path.normpath(hparams[key]), [RECIPE_DIR]))
+    # the folder the evaluation splits come from
+    folder_key = "corpus_folder" if hparams["train_corpus"] in TRANSFER_CORPORA else "data_folder"
+    if not hparams.get(folder_key) or not Path(hparams[folder_key]).is_dir():
+        expected = ("the LibriSpeech folder holding dev/test splits" if folder_key == "data_folder"
+                    else f"the {hparams['train_corpus']} corpus folder")
+        raise DataPreparationError(f"{folder_key} {hparams.get(folder_key)} does not exist (expected {expected})")
     sb.create_experiment_directory(hparams["output_folder"], hyperparams_to_save=hparams_file,
                                    overrides=overrides)
     vocabulary = hparams["vocabulary"]
@@ -248,7 +289,7 @@ def main(argv=None):
     (train_csv, train_root), eval_csvs = prepare_data(hparams)
     limit = hparams.get("max_utterances")
     train_set = make_dataset(train_csv, train_root, vocabulary, limit, hparams.get("max_train_seconds"))
-    eval_sets = {s: make_dataset(p, hparams["data_folder"], vocabulary, limit) for s, p in eval_csvs.items()}
+    eval_sets = {s: make_dataset(p, root, vocabulary, limit) for s, (p, root) in eval_csvs.items()}
     valid_split = hparams["tune_split"]
 
     if hparams.get("batch_seconds"):

@@ -1,4 +1,5 @@
-"""Command line of the interchange with HF transformers and fairseq::
+"""Command line of the interchange with HF transformers and fairseq
+(wav2vec2, SEW / SEW-D from HF, HuBERT from either, as a wav2vec2 backbone)::
 
     python -m speechbrain_ext.interop import-hf  HF_FOLDER   OUT.ckpt
     python -m speechbrain_ext.interop import-fairseq  MODEL.pt  OUT.ckpt

@@ -1,6 +1,13 @@
-"""fairseq wav2vec2 checkpoints: architecture and weights renamed key by key
-to ours (HF's names); the pickle is read as data (``safe_pickle``), never
-run.
+"""fairseq wav2vec2 and HuBERT checkpoints: architecture and weights renamed
+key by key to ours (HF's names); the pickle is read as data
+(``safe_pickle``), never run.
+
+HuBERT (``cfg.model._name: hubert``; fine-tuned: ``hubert_ctc``, its
+``w2v_args`` a ``hubert``) has wav2vec2's network and key layout, without a
+quantizer: it loads as our wav2vec2 backbone, its pre-training heads
+(``final_proj``, ``label_embs_concat``) dropped; any other key it has, or
+one it lacks, is a ``CheckpointError`` naming the file and the keys
+(``speechbrain_ext.interop.hubert``).
 
 Two layouts:
 
@@ -41,6 +48,7 @@ from typing import List, Optional
 
 import torch
 
+from speechbrain_ext.interop import hubert
 from speechbrain_ext.interop.safe_pickle import load_plain, resolve_interpolations
 from speechbrain_ext.io.checkpoints import CheckpointError
 from speechbrain_ext.models.wav2vec2 import Wav2Vec2Config
@@ -83,6 +91,7 @@ _FINETUNING_OVERRIDES = {"dropout": "dropout", "attention_dropout": "attention_d
                          "layerdrop": "encoder_layerdrop", "feature_grad_mult": "feature_grad_mult"}
 # the fairseq models whose checkpoints have our wav2vec2's layout
 _WAV2VEC2_NAMES = (None, "wav2vec2")
+_HUBERT_NAMES = (hubert.FAIRSEQ_NAME,)
 
 logger = logging.getLogger(__name__)
 
@@ -113,13 +122,14 @@ def fairseq_config_to_ours(model_cfg):
     )
 
 
-def fairseq_state_to_ours(state, config):
-    """Rename a fairseq wav2vec2 state dict to ours. fairseq has no
-    ``post_extract_proj`` when the CNN width equals the model width; an
-    identity projection is inserted then."""
+def fairseq_state_to_ours(state, config, heads=_FAIRSEQ_PRETRAINING_ONLY):
+    """Rename a fairseq wav2vec2 (or HuBERT) state dict to ours, leaving
+    out the keys that start with one of ``heads`` (the pre-training heads).
+    fairseq has no ``post_extract_proj`` when the CNN width equals the model
+    width; an identity projection is inserted then."""
     out = {}
     for key, value in state.items():
-        if key.startswith(_FAIRSEQ_PRETRAINING_ONLY):
+        if heads and key.startswith(tuple(heads)):
             continue
         new = key
         for pattern, repl in _FAIRSEQ_RULES:
@@ -239,11 +249,30 @@ def _model_and_task(ckpt, path):
     raise CheckpointError(f"{path}: neither 'cfg' nor 'args' (cannot tell the architecture)")
 
 
-def _check_wav2vec2(model_cfg, where):
-    for key in ("_name", "arch"):
-        if model_cfg.get(key) not in _WAV2VEC2_NAMES:
-            raise CheckpointError(f"{where}: fairseq model {key}={model_cfg[key]!r} is not a wav2vec2 "
-                                  "(only fairseq wav2vec2 checkpoints import; SEW / SEW-D through HF folders)")
+def _model_kind(model_cfg, where):
+    """``"wav2vec2"`` or ``"hubert"``: the network of a fairseq pre-training
+    ``cfg.model`` (or legacy ``args``); any other model is a ``CheckpointError``."""
+    names = {key: model_cfg.get(key) for key in ("_name", "arch")}
+    if any(v in _HUBERT_NAMES for v in names.values()) and all(
+            v is None or v in _HUBERT_NAMES for v in names.values()):
+        hubert.check_fairseq_hubert_config(model_cfg, where)
+        return "hubert"
+    for key, value in names.items():
+        if value not in _WAV2VEC2_NAMES:
+            raise CheckpointError(f"{where}: fairseq model {key}={value!r} is not a wav2vec2 or a HuBERT "
+                                  "(only fairseq wav2vec2 / HuBERT checkpoints import; SEW / SEW-D through "
+                                  "HF folders)")
+    return "wav2vec2"
+
+
+def _network_state(state, config, kind, path):
+    """The backbone state (our names) of a fairseq network's ``state``; a
+    HuBERT one is checked key by key (``hubert.check_backbone_keys``)."""
+    if kind != "hubert":
+        return fairseq_state_to_ours(state, config)
+    ours = fairseq_state_to_ours(hubert.drop_fairseq_heads(state), config, heads=())
+    hubert.check_backbone_keys(config, ours, path)
+    return ours
 
 
 def _is_number(value):
@@ -253,7 +282,8 @@ def _is_number(value):
 def _finetuned_config(model_cfg, task_cfg, path):
     """The backbone config of a fine-tuned checkpoint: the architecture of
     the nested pre-training config (``w2v_args``), the fine-tuning config's
-    training-time settings, its task's ``normalize``."""
+    training-time settings, its task's ``normalize``. Returns ``(config,
+    kind)``, kind ``"wav2vec2"`` or ``"hubert"`` (``_model_kind``)."""
     w2v_args = _as_dict(model_cfg.get("w2v_args"))
     if not isinstance(w2v_args, dict):
         raise CheckpointError(
@@ -265,7 +295,7 @@ def _finetuned_config(model_cfg, task_cfg, path):
         pre_task = dict(_as_dict(w2v_args.get("task")) or {})
     else:  # a legacy flat Namespace
         pre_model = pre_task = w2v_args
-    _check_wav2vec2(pre_model, f"{path} (w2v_args)")
+    kind = _model_kind(pre_model, f"{path} (w2v_args)")
     merged = dict(pre_model)
     for ours, theirs in _FINETUNING_OVERRIDES.items():
         if _is_number(model_cfg.get(ours)):
@@ -276,7 +306,7 @@ def _finetuned_config(model_cfg, task_cfg, path):
     if not isinstance(normalize, bool):
         normalize = pre_task.get("normalize", False)
     config.normalize_waveform = bool(normalize)
-    return config
+    return config, kind
 
 
 def _split_finetuned_state(state, path):
@@ -312,8 +342,8 @@ def _read_head(head_state, task_cfg, path, dictionary):
 
 
 def load_fairseq_finetuned(path, dictionary=None):
-    """Read a fairseq wav2vec2 ``.pt``, pre-training or CTC fine-tuned
-    (module docstring). Returns a ``FairseqFinetuned``: the backbone's
+    """Read a fairseq wav2vec2 or HuBERT ``.pt``, pre-training or CTC
+    fine-tuned (module docstring). Returns a ``FairseqFinetuned``: the backbone's
     config and state (our names) and, for a fine-tuned checkpoint, its CTC
     output layer with the dictionary symbol of each row, read from
     ``dictionary`` (fairseq's ``dict.ltr.txt``; default:
@@ -324,20 +354,21 @@ def load_fairseq_finetuned(path, dictionary=None):
     model_cfg, task_cfg = _model_and_task(ckpt, path)
     state = ckpt["model"]
     if any(k.startswith("w2v_encoder.") for k in state):
-        config = _finetuned_config(model_cfg, task_cfg, path)
+        config, kind = _finetuned_config(model_cfg, task_cfg, path)
         network, head_state = _split_finetuned_state(state, path)
         head = _read_head(head_state, task_cfg, path, dictionary) if head_state else None
-        return FairseqFinetuned(config, fairseq_state_to_ours(network, config), head)
-    _check_wav2vec2(model_cfg, str(path))
+        return FairseqFinetuned(config, _network_state(network, config, kind, path), head)
+    kind = _model_kind(model_cfg, str(path))
     config = fairseq_config_to_ours(model_cfg)
     # waveform normalisation is a task option in fairseq (task.normalize)
     config.normalize_waveform = bool(task_cfg.get("normalize", False))
-    return FairseqFinetuned(config, fairseq_state_to_ours(state, config), None)
+    return FairseqFinetuned(config, _network_state(state, config, kind, path), None)
 
 
 def load_fairseq_checkpoint(path):
-    """Read a fairseq wav2vec2 ``.pt`` (pre-training, or CTC fine-tuned: its
-    encoder, the output layer left out). Returns ``(config, state dict)``.
+    """Read a fairseq wav2vec2 or HuBERT ``.pt`` (pre-training, or CTC
+    fine-tuned: its encoder, the output layer left out). Returns ``(config,
+    state dict)``; a HuBERT's config is a ``Wav2Vec2Config`` (its network).
 
     The file is read as data (``safe_pickle.load_plain``), never run: its
     ``cfg`` (an omegaconf ``DictConfig``, or a dict) comes back as nested

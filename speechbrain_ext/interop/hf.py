@@ -4,10 +4,13 @@ Our backbones' state-dict names are HF ``Wav2Vec2Model``'s / ``SEWModel``'s /
 ``SEWDModel``'s, so importing an HF folder (chosen by ``config.json``'s
 ``model_type``: ``wav2vec2``, ``sew``, ``sew-d``) only translates
 ``config.json`` and strips a model prefix (``wav2vec2.`` / ``sew.`` /
-``sew_d.`` of the ``For...`` heads); fairseq wav2vec2 checkpoints are renamed
-key by key, their pickles read as data (``safe_pickle``), never run.
-transformers itself is not needed here: folders are read and written with
-json + safetensors / torch.
+``sew_d.`` of the ``For...`` heads). An HF ``HubertModel`` folder
+(``model_type: hubert``, prefix ``hubert.``) loads as a wav2vec2 backbone:
+HuBERT's network is wav2vec2's (``speechbrain_ext.interop.hubert``).
+fairseq wav2vec2 / HuBERT checkpoints are renamed key by key, their
+pickles read as data (``safe_pickle``), never run. transformers itself
+is not needed here: folders are read and written with json + safetensors /
+torch.
 
 Command line::
 
@@ -28,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from speechbrain_ext.interop.hubert import HF_MODEL_TYPE, check_backbone_keys, check_hf_hubert_config
 from speechbrain_ext.io.checkpoints import CheckpointError
 from speechbrain_ext.models.sew import SEWConfig, SEWDConfig
 from speechbrain_ext.models.wav2vec2 import Wav2Vec2Config
@@ -66,6 +70,20 @@ def hf_config_to_ours(hf):
         dropout_input=hf.get("feat_proj_dropout", 0.0),
         layerdrop=hf.get("layerdrop", 0.1),
     )
+
+
+def hf_hubert_config_to_ours(hf, config_file="config.json"):
+    """HF ``HubertConfig`` dict -> ``Wav2Vec2Config``: HuBERT's network is
+    wav2vec2's, its fields are ``Wav2Vec2Config``'s; what our backbone
+    lacks (``feat_proj_layer_norm: false``, ``conv_pos_batch_norm``) is a
+    ``CheckpointError`` naming ``config_file``.
+
+    >>> hf_hubert_config_to_ours({"model_type": "hubert", "hidden_size": 64, "num_hidden_layers": 2,
+    ...                           "num_attention_heads": 4, "intermediate_size": 128}).num_layers
+    2
+    """
+    check_hf_hubert_config(hf, config_file)
+    return hf_config_to_ours(hf)
 
 
 def ours_to_hf_config(cfg):
@@ -187,6 +205,12 @@ def _normalise_weight_norm_keys(state):
     return renamed
 
 
+def _weights_file(folder):
+    """The weights file ``_read_hf_weights`` reads in ``folder``."""
+    safetensors_file = folder / "model.safetensors"
+    return safetensors_file if safetensors_file.is_file() else folder / "pytorch_model.bin"
+
+
 def _read_hf_weights(folder):
     safetensors_file = folder / "model.safetensors"
     if safetensors_file.is_file():
@@ -203,13 +227,15 @@ def _read_hf_weights(folder):
 PREPROCESSOR_CONFIG = "preprocessor_config.json"
 
 # HF model_type -> the prefix of the base model inside ``...For*`` heads
-_HF_PREFIXES = {"wav2vec2": "wav2vec2.", "sew": "sew.", "sew-d": "sew_d."}
+_HF_PREFIXES = {"wav2vec2": "wav2vec2.", "sew": "sew.", "sew-d": "sew_d.", HF_MODEL_TYPE: "hubert."}
 
 
 def load_hf_folder(folder):
-    """Read an HF ``Wav2Vec2Model`` / ``SEWModel`` / ``SEWDModel`` (or their
-    ``ForPreTraining`` / ``ForCTC`` / ...) folder. Returns ``(config,
-    backbone state dict)``."""
+    """Read an HF ``Wav2Vec2Model`` / ``SEWModel`` / ``SEWDModel`` /
+    ``HubertModel`` (or their ``ForPreTraining`` / ``ForCTC`` / ...) folder.
+    Returns ``(config, backbone state dict)``; a HuBERT one is a
+    ``Wav2Vec2Config``, its keys checked against it (a ``CheckpointError``
+    naming the weights file and the keys)."""
     folder = Path(folder)
     config_file = folder / "config.json"
     if not config_file.is_file():
@@ -222,12 +248,20 @@ def load_hf_folder(folder):
     prefix = _HF_PREFIXES[model_type]
     if any(k.startswith(prefix) for k in state):
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    config = hf_config_to_ours(hf) if model_type == "wav2vec2" else hf_sew_config_to_ours(hf, config_file)
+    if model_type == "wav2vec2":
+        config = hf_config_to_ours(hf)
+    elif model_type == HF_MODEL_TYPE:
+        config = hf_hubert_config_to_ours(hf, config_file)
+    else:
+        config = hf_sew_config_to_ours(hf, config_file)
     # HF keeps waveform normalisation in the feature extractor's config
     preprocessor_file = folder / PREPROCESSOR_CONFIG
     if preprocessor_file.is_file():
         config.normalize_waveform = bool(json.loads(preprocessor_file.read_text()).get("do_normalize", False))
-    return config, _normalise_weight_norm_keys(state)
+    state = _normalise_weight_norm_keys(state)
+    if model_type == HF_MODEL_TYPE:
+        check_backbone_keys(config, state, _weights_file(folder))
+    return config, state
 
 
 def export_hf_folder(model, folder):

@@ -3,8 +3,9 @@
 PATH may be
 - a backbone file written by ``save_backbone`` (``*.ckpt``: architecture,
   config and weights in one torch file),
-- an HF model folder (``config.json`` + weights),
-- a fairseq wav2vec2 ``.pt`` (read as data, never run),
+- an HF model folder (``config.json`` + weights): wav2vec2, SEW, SEW-D, or
+  HuBERT (loaded as a wav2vec2 backbone: HuBERT's network is wav2vec2's),
+- a fairseq wav2vec2 or HuBERT ``.pt`` (read as data, never run),
 - a SpeechBrain checkpoint folder of our pre-training recipe
   (``CKPT+...`` holding ``backbone.ckpt``), or a recipe's ``save`` folder, in
   which case the newest complete checkpoint (``speechbrain_ext.io.checkpoints``)
@@ -166,11 +167,16 @@ def apply_backbone_config(reference, config, source="the checkpoint", label="che
     return merged
 
 
+def _from_state(config, state, path):
+    """``backbone_from_state``, its ``CheckpointError`` naming ``path``."""
+    try:
+        return backbone_from_state(config, state)
+    except CheckpointError as err:
+        raise CheckpointError(f"{path}: {err}") from err
+
+
 def _read_checkpoint(path):
     """A backbone from anything ``init_backbone`` takes."""
-    if path.suffix == ".pt" and path.is_file():
-        loaded_config, state = load_fairseq_checkpoint(path)
-        return backbone_from_state(loaded_config, state)
     return load_backbone(path)
 
 
@@ -225,20 +231,24 @@ def backbone_metadata(path):
 def load_backbone(path):
     """Load any supported checkpoint (see module docstring) in eval mode.
 
-    ``path`` (str or Path): a backbone file, an HF folder, a checkpoint
-    folder or a save folder. A save folder gives the newest complete
-    checkpoint whose backbone loads, with a warning naming each damaged one
-    skipped; no complete one, or none that loads, is a ``CheckpointError``.
-    A ``CKPT+*`` folder given itself is loaded even without its ``COMPLETE``
-    marker (hand-made folders have none), with a warning: it may be an
-    interrupted save. Unreadable files are ``CheckpointError`` naming them.
+    ``path`` (str or Path): a backbone file, a fairseq ``.pt``, an HF
+    folder, a checkpoint folder or a save folder. A save folder gives the
+    newest complete checkpoint whose backbone loads, with a warning naming
+    each damaged one skipped; no complete one, or none that loads, is a
+    ``CheckpointError``. A ``CKPT+*`` folder given itself is loaded even
+    without its ``COMPLETE`` marker (hand-made folders have none), with a
+    warning: it may be an interrupted save. Unreadable files are
+    ``CheckpointError`` naming them.
     """
     path = Path(path)
-    if path.is_file():
+    if path.suffix == ".pt" and path.is_file():  # fairseq's; our backbone files are *.ckpt
+        config, state = load_fairseq_checkpoint(path)
+        model = _from_state(config, state, path)
+    elif path.is_file():
         model = read_backbone_file(path)
     elif (path / "config.json").is_file():
         config, state = load_hf_folder(path)
-        model = backbone_from_state(config, state)
+        model = _from_state(config, state, path)
     elif (path / BACKBONE_FILE).is_file():
         if path.name.startswith(checkpoints.PREFIX) and not checkpoints.is_complete(path):
             logger.warning(f"{path} has no {checkpoints.MARKER} marker (an interrupted save, "

@@ -115,14 +115,15 @@ def reproduce(args, out=print):
     records = []
     for c, plan in plans:
         try:
-            ours = cell_value(plan)
+            ours = cell_value(plan, options)
         except MetricError as err:  # e.g. dev-other at micro scale: the other cells still report
             printed = c.printed if c.printed is not None else "not in the text"
             out(f"{c.paper} {c.table} | {c.row} | {c.column} | paper {printed} | no value: {err}")
             continue
         # a value computed from the code (parameter counts, LR heuristics) is
-        # the paper-scale one whatever --scale says
-        scale = "paper" if [s.kind for s in plan] == ["metric"] else args.scale
+        # the paper-scale one whatever --scale says; a timing cell is measured at --scale
+        scale = "paper" if [s.kind for s in plan] == ["metric"] and plan[-1].spec["source"] != "timing" \
+            else args.scale
         record = report_mod.append(args.results, c, ours, scale, plan, args.checkpoint)
         diff, note = record["difference"], value_note(plan)
         out(f"{c.paper} {c.table} | {c.row} | {c.column} | paper {c.printed if c.printed is not None else 'not in the text'}"

@@ -33,14 +33,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from speechbrain_ext.downstream.results import TASKS, read_results
+from speechbrain_ext.reproduce.errors import MetricError
 from speechbrain_ext.training import lr_heuristics
 
 ITERATIONS_001 = 400_000  # paper 001: every batch size trained for 400k iterations
 TRAIN_HOURS_001 = 912.0  # paper 001 Table 2: the training set holds 912 h
-
-
-class MetricError(RuntimeError):
-    """A step's output that does not hold the cell's value."""
 
 
 def _round(value, digits=3):
@@ -133,14 +130,19 @@ def pretrain_value(checkpoint, spec):
     return value / float(spec.get("divide_by_gpus", 1)) / float(spec.get("divide_by", 1))
 
 
-def cell_value(steps):
+def cell_value(steps, options=None):
     """Our value from the chain's steps (the metric step reads the step
-    before it)."""
+    before it); ``options`` (``chain.Options``) for ``timing`` cells, which
+    measure at the run's scale (``speechbrain_ext.reproduce.timing``)."""
     metric = steps[-1]
     spec = metric.spec
     source = spec["source"]
     if source == "compute":
         return compute(spec)
+    if source == "timing":
+        from speechbrain_ext.reproduce import timing
+
+        return timing.cell_value(metric, options)
     producer = next((s for s in reversed(steps[:-1]) if s.kind in ("finetune", "downstream", "pretrain")), None)
     if source == "finetune":
         return finetune_value(producer.output / "wer.json", spec)
@@ -153,8 +155,13 @@ def cell_value(steps):
 
 def value_note(steps):
     """What to say beside our value: a GPU-hours cell measured on a CPU is
-    in CPU hours (wall time x processes)."""
+    in CPU hours (wall time x processes); a timing cell names the device it
+    was measured on and the paper's."""
     spec = steps[-1].spec
+    if spec.get("source") == "timing":  # where it was measured, beside the paper's device
+        from speechbrain_ext.reproduce import timing
+
+        return timing.value_note(spec)
     if spec.get("source") == "pretrain" and spec.get("key") == "gpu_hours":
         from speechbrain_ext.interop.loading import backbone_metadata
 

@@ -85,9 +85,14 @@ def parse_number(printed):
     (7.5, 102.4, None, 6.04e-05)
     >>> parse_number("133 k")  # paper 001's hours
     133000.0
+    >>> round(parse_number("1d 13h"), 4)  # paper 001's runtimes, in days
+    1.5417
     """
     if printed is None:
         return None
+    days = re.match(r"^\s*(\d+)d\s*(\d+)h\s*$", str(printed))
+    if days:
+        return int(days.group(1)) + int(days.group(2)) / 24
     m = re.match(r"^\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)(\s*k\b)?", str(printed))
     if not m:
         return None

@@ -23,9 +23,11 @@ from speechbrain_ext.reproduce.registry import load_paper, load_registry, paper_
 def append(path, cell, ours, scale, plan, checkpoint):
     """Append a record of ``cell``'s value ``ours`` at ``scale``; returns it."""
     paper_value = cell.value
+    out_of_memory = ours != ours  # a timing cell's OOM is a NaN (reproduce.timing.OutOfMemory)
     record = {"paper": cell.paper, "table": cell.table, "row": cell.row, "column": cell.column,
-              "paper_printed": cell.printed, "paper_value": paper_value, "ours": ours, "scale": scale,
-              "difference": None if paper_value is None else round(ours - paper_value, 6),
+              "paper_printed": cell.printed, "paper_value": paper_value,
+              "ours": "OOM" if out_of_memory else ours, "scale": scale,
+              "difference": None if paper_value is None or out_of_memory else round(ours - paper_value, 6),
               "checkpoint": checkpoint, "steps": [s.command() for s in plan],
               "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     path = Path(path)
@@ -72,7 +74,7 @@ def report(path, registry=None):
                     status, ours, diff = ("not run" if c.runnable else c.status), "-", "-"
                 else:
                     status = "paper scale" if r["scale"] == "paper" else "micro only"
-                    ours = f"{r['ours']:g}"
+                    ours = r["ours"] if isinstance(r["ours"], str) else f"{r['ours']:g}"
                     diff = "-" if r["difference"] is None else f"{r['difference']:+.4g}"
                 printed = "not in the text" if c.printed is None else c.printed
                 lines.append(f"| {c.row} | {c.column} | {printed} | {ours} | {status} | {diff} |")
