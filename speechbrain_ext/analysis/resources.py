@@ -836,6 +836,21 @@ def estimate_left(done, weights_left):
     return sum(intercept + slope * w for w in weights_left)
 
 
+def over_cpu_budget(result, device, budget_mib):
+    """``"peak P MiB > B MiB"`` when a finished CPU cell's peak exceeds
+    ``budget_mib`` (a smaller device's memory, ``--memory_gb``), else None.
+
+    >>> over_cpu_budget({"status": "ok", "peak_mib": 900.0}, "cpu", 512)
+    'peak 900 MiB > 512 MiB'
+    >>> over_cpu_budget({"status": "ok", "peak_mib": 900.0}, "cpu", None) is None
+    True
+    """
+    if (budget_mib and result.get("status") == "ok" and torch.device(device).type == "cpu"
+            and result["peak_mib"] > budget_mib):
+        return f"peak {result['peak_mib']:.0f} MiB > {budget_mib:.0f} MiB"
+    return None
+
+
 def sweep(specs, isolate=False, infer_oom=True, cpu_budget_mib=None, log=print, timeout=None):
     """Measure every cell of ``specs``; returns one row (spec + results) per
     cell. An OOM cell is recorded and the sweep goes on."""
@@ -865,11 +880,9 @@ def sweep(specs, isolate=False, infer_oom=True, cpu_budget_mib=None, log=print, 
                 free_memory(spec["device"])
             if result.get("flops") is not None:
                 counted[key] = result["flops"]
-            if (cpu_budget_mib and result.get("status") == "ok" and spec["device"] == "cpu"
-                    and result["peak_mib"] > cpu_budget_mib):
-                result["status"] = "OOM"
-                result["note"] = (f"budget: peak {result['peak_mib']:.0f} MiB > "
-                                  f"{cpu_budget_mib:.0f} MiB")
+            over = over_cpu_budget(result, spec["device"], cpu_budget_mib)
+            if over:
+                result["status"], result["note"] = "OOM", f"budget: {over}"
             done.append((weight(spec), time.perf_counter() - cell_start))
         row = {**spec, **result}
         rows.append(row)
@@ -1203,13 +1216,19 @@ def device_name(device):
     return f"{cpu_model()} ({os.cpu_count()} CPUs)"
 
 
+def memory_fraction_of(memory_gb, device):
+    """The CUDA per-process memory fraction that leaves ``memory_gb`` GiB of
+    ``device`` (a smaller device's size), or None (the CPU, or no size)."""
+    if not memory_gb or torch.device(device).type != "cuda":
+        return None
+    total = torch.cuda.get_device_properties(torch.device(device)).total_memory
+    return min(1.0, float(memory_gb) * 2 ** 30 / total)
+
+
 def memory_fraction_for(args, device):
     if args.memory_fraction:
         return float(args.memory_fraction)
-    if args.memory_gb and torch.device(device).type == "cuda":
-        total = torch.cuda.get_device_properties(torch.device(device)).total_memory
-        return min(1.0, args.memory_gb * 2 ** 30 / total)
-    return None
+    return memory_fraction_of(args.memory_gb, device)
 
 
 def build_parser():

@@ -171,38 +171,37 @@ def _pretrain_inputs(spec, options, init_from=None):
     return files, args
 
 
-class _PlainLoader(yaml.SafeLoader):
-    """A HyperPyYAML file's plain values; tagged ones (``!ref``, ``!new:``, ...) read as None."""
-
-
-_PlainLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
-
-
 def _read_plain(path):
+    """A HyperPyYAML file's top-level plain values (tagged ones read as
+    ``recipe_cli.UNKNOWN``, as the recipes' override checker reads them)."""
+    from speechbrain_ext.training.recipe_cli import PlainValuesLoader
+
     with open(path) as f:
-        values = yaml.load(f, Loader=_PlainLoader)
+        values = yaml.load(f, Loader=PlainValuesLoader)
     if not isinstance(values, dict):
         raise ChainError(f"{path}: expected a mapping of hyper-parameters")
     return values
 
 
 @lru_cache(maxsize=None)
-def _recipe_settings(hparams, files=(), args=()):
+def recipe_settings(hparams, files=(), args=()):
     """The plain top-level values a pre-training run of ``hparams`` gets:
-    the YAML (its ``variant_of`` base first), then each overrides file, then
-    ``--key=value`` args, later ones winning (as the recipe merges them;
-    nested mappings are not merged: only plain keys are read here)."""
+    the YAML (its ``variant_of`` base first, ``recipe_cli.resolve_variant``),
+    then each overrides file, then ``--key=value`` args, later ones winning
+    (as the recipe merges them; nested mappings are not merged: only plain
+    keys are read here). Callers must not modify the (cached) result."""
+    from speechbrain_ext.training.recipe_cli import read_overrides_file, resolve_variant
+
     path = PRETRAIN_DIR / "hparams" / hparams
     if not path.is_file():
         raise ChainError(f"no pre-training YAML {path}")
-    values = _read_plain(path)
-    if "variant_of" in values:
-        values = {**_read_plain(path.parent / values.pop("variant_of")), **values}
+    base, changes = resolve_variant(path)
+    values = {**_read_plain(base), **changes}
     for name in files:
         found = next((p for p in (PRETRAIN_DIR / name, REPO_ROOT / name, Path(name)) if p.is_file()), None)
         if found is None:
             raise ChainError(f"overrides file {name} of {hparams}: not found under {PRETRAIN_DIR}")
-        values.update(_read_plain(found))
+        values.update(read_overrides_file(found))
     for arg in args:
         if arg.startswith("--") and "=" in arg:
             key, text = arg[2:].split("=", 1)
@@ -215,7 +214,7 @@ def _pretrain_step(spec, options, init_from, root, gpus=1):
     files, args = _pretrain_inputs(spec, options, init_from)
     # a YAML that sets gpus (paper 001's Table 1: the recipe refuses another
     # number of processes) runs on that many; else the row's GPUs
-    yaml_gpus = _recipe_settings(spec["hparams"], tuple(files), tuple(args)).get("gpus")
+    yaml_gpus = recipe_settings(spec["hparams"], tuple(files), tuple(args)).get("gpus")
     gpus = yaml_gpus if isinstance(yaml_gpus, int) and not isinstance(yaml_gpus, bool) else gpus
     # the YAMLs' batch_seconds is per process: the paper's effective batch
     # needs its number of GPUs (one process each)
@@ -260,8 +259,8 @@ def _update_at_scale(spec, options, update, where, init_from=None):
     ``update`` (None: the run's last), checked to be one the run keeps: a
     ``ChainError`` naming the YAML, its settings and the update otherwise."""
     files, args = _pretrain_inputs(spec, options, init_from)
-    ours = _recipe_settings(spec["hparams"], tuple(files), tuple(args))
-    paper = _recipe_settings(spec["hparams"], tuple(spec.get("overrides_files", [])), tuple(spec.get("args", [])))
+    ours = recipe_settings(spec["hparams"], tuple(files), tuple(args))
+    paper = recipe_settings(spec["hparams"], tuple(spec.get("overrides_files", [])), tuple(spec.get("args", [])))
     settings = f"{spec['hparams']}" + "".join(f" + {f}" for f in files) + (f" {' '.join(args)}" if args else "")
     for values in (paper, ours):
         if not isinstance(values.get("max_updates"), int) or values["max_updates"] < 1:
@@ -279,7 +278,8 @@ def _update_at_scale(spec, options, update, where, init_from=None):
                          f"not a whole update")
     else:  # the same fraction of the run (micro: a shortened one)
         scaled = update * total // paper["max_updates"]
-    every, at = ours.get("keep_every_updates"), list(ours.get("keep_checkpoints_at") or [])
+    every, at = ours.get("keep_every_updates"), ours.get("keep_checkpoints_at")
+    at = list(at) if isinstance(at, (list, tuple)) else []  # unset, null or tagged: none
     if not ((isinstance(every, int) and every > 0 and scaled % every == 0) or scaled in at):
         raise ChainError(f"{where}: {settings} keeps no checkpoint at update {scaled}"
                          + (f" (the paper's {update})" if update is not None and update != scaled else "")

@@ -28,7 +28,6 @@ Example
 31.5
 """
 import json
-import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -76,15 +75,10 @@ def compute(spec):
     if name == "table2_epochs":
         return float(round(float(spec["seconds"]) * ITERATIONS_001 / 3600 / TRAIN_HOURS_001))
     if name == "effective_batch_seconds":
-        from speechbrain_ext.training.recipe_cli import resolve_variant
+        from speechbrain_ext.reproduce.chain import recipe_settings
 
-        base, changes = resolve_variant(Path(__file__).resolve().parents[2] / "recipes" / "pretrain"
-                                        / "hparams" / spec["hparams"])
-        # plain numbers of the YAML (read as text: its tags need no resolving)
-        text = Path(base).read_text()
-        values = {k: float(changes.get(k, re.search(rf"^{k}:\s*([\d.]+)", text, re.M).group(1)))
-                  for k in ("batch_seconds", "grad_accumulation_factor")}
-        return values["batch_seconds"] * values["grad_accumulation_factor"] * int(spec["gpus"])
+        values = recipe_settings(spec["hparams"])
+        return float(values["batch_seconds"]) * float(values["grad_accumulation_factor"]) * int(spec["gpus"])
     raise MetricError(f"unknown compute function {name!r}")
 
 

@@ -58,7 +58,6 @@ Example
 ('OOM', None)
 """
 import json
-import re
 from pathlib import Path
 
 import torch
@@ -66,6 +65,7 @@ import torch
 from speechbrain_ext.analysis import inference_time, resources
 from speechbrain_ext.reproduce.chain import CORPORA, REPO_ROOT, corpora_root
 from speechbrain_ext.reproduce.errors import MetricError
+from speechbrain_ext.training.recipe_cli import yaml_defaults
 
 MEASURES = ("pretrain_step", "downstream_step", "downstream_batch", "inference")
 PRECISIONS = {"fp32": "fp32", "mixed": "fp16"}  # the registry's name -> resources' (paper 003: FP32 / Mixed)
@@ -137,14 +137,6 @@ def table3_task(task):
     return (name, *resources.TABLE3_TASKS[name])
 
 
-def memory_fraction(memory_gb, device):
-    """The CUDA per-process fraction that leaves ``memory_gb`` GiB, or None (CPU, no cap)."""
-    if not memory_gb or torch.device(device).type != "cuda":
-        return None
-    total = torch.cuda.get_device_properties(torch.device(device)).total_memory
-    return min(1.0, float(memory_gb) * 2 ** 30 / total)
-
-
 def measurement(spec, scale, quick=False, device=None):
     """What ``spec`` measures at ``scale`` on ``device`` (default
     :func:`default_device`), without running it: a ``resources`` cell spec
@@ -169,7 +161,7 @@ def measurement(spec, scale, quick=False, device=None):
         raise MetricError(f"timing metric {spec}: precision {precision!r}, expected one of {list(PRECISIONS)}")
     steps = resources.QUICK if scale == "micro" else resources.DEFAULTS
     common = {"device": device, "warmup": steps["warmup"], "repeats": 1 if quick else steps["repeats"],
-              "layerdrop": 0.0, "seed": 0, "memory_fraction": memory_fraction(spec.get("memory_gb"), device),
+              "layerdrop": 0.0, "seed": 0, "memory_fraction": resources.memory_fraction_of(spec.get("memory_gb"), device),
               "sample_ms": 5, "threads": resources.resolve_threads(None)}
     if measure == "pretrain_step":
         cell, = resources.pretrain_specs(model, [spec.get("objective", "contrastive")],
@@ -196,8 +188,8 @@ def _recipe_batch(task):
     sizes = []
     for name in str(task).lower().split("/"):
         path = REPO_ROOT / "recipes" / "downstream" / name / "hparams" / f"{name}.yaml"
-        found = re.search(r"^batch_size:\s*(\d+)", path.read_text(), re.M) if path.is_file() else None
-        sizes.append(f"{name} {found.group(1) if found else '?'}")
+        batch = ((yaml_defaults(path) if path.is_file() else None) or {}).get("batch_size")
+        sizes.append(f"{name} {batch.value if batch is not None else '?'}")
     return ", ".join(sizes)
 
 
@@ -230,9 +222,9 @@ def _time_training(cell, spec, scale, root):
         notes.append(f"{cell['task']} {cell['seconds']:g} s x {cell['batch']}, the same small head for every task")
     status = result.get("status")
     if status == "ok":
-        budget = spec.get("memory_gb") and torch.device(device).type == "cpu" and float(spec["memory_gb"]) * 1024
-        if budget and result["peak_mib"] > budget:
-            notes.append(f"out of memory: peak {result['peak_mib']:.0f} MiB > {budget:.0f} MiB")
+        over = resources.over_cpu_budget(result, device, spec.get("memory_gb") and float(spec["memory_gb"]) * 1024)
+        if over:
+            notes.append(f"out of memory: {over}")
             return OutOfMemory(notes[-1]), notes
         if result.get("note"):
             notes.append(result["note"])
