@@ -206,20 +206,20 @@ def _normalise_weight_norm_keys(state):
 
 
 def _weights_file(folder):
-    """The weights file ``_read_hf_weights`` reads in ``folder``."""
+    """The weights file of an HF ``folder``: ``model.safetensors`` if there is
+    one, else ``pytorch_model.bin`` (which may not exist either)."""
     safetensors_file = folder / "model.safetensors"
     return safetensors_file if safetensors_file.is_file() else folder / "pytorch_model.bin"
 
 
 def _read_hf_weights(folder):
-    safetensors_file = folder / "model.safetensors"
-    if safetensors_file.is_file():
+    path = _weights_file(folder)
+    if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(safetensors_file))
-    bin_file = folder / "pytorch_model.bin"
-    if bin_file.is_file():
-        return torch.load(bin_file, map_location="cpu", weights_only=True)
+        return load_file(str(path))
+    if path.is_file():
+        return torch.load(path, map_location="cpu", weights_only=True)
     raise CheckpointError(f"{folder}: neither model.safetensors nor pytorch_model.bin found")
 
 

@@ -100,14 +100,12 @@ def check_backbone_keys(config, state, source):
       missing: encoder.layer_norm.bias
       unknown: final_proj.weight
     """
-    from speechbrain_ext.models.registry import build_backbone
+    from speechbrain_ext.models.registry import build_backbone, state_mismatch
 
     with torch.device("meta"):
         own = build_backbone(config).state_dict()
-    missing = sorted(k for k in set(own) - set(state) if k != "masked_spec_embed")
-    unexpected = sorted(set(state) - set(own))
-    wrong = [f"{k}: checkpoint {tuple(v.shape)} vs backbone {tuple(own[k].shape)}"
-             for k, v in sorted(state.items()) if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    shapes, missing, unexpected = state_mismatch(own, state)
+    wrong = [f"{k}: checkpoint {theirs} vs backbone {ours}" for k, theirs, ours in sorted(shapes)]
     if missing or unexpected or wrong:
         raise CheckpointError(
             f"{source}: its HuBERT weights do not match the architecture of its config "

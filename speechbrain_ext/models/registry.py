@@ -162,6 +162,22 @@ ARCHITECTURE_KEYS = ("conv_layers", "extractor_mode", "conv_bias", "normalize_wa
                      "max_relative_positions")
 
 
+def state_mismatch(own, state):
+    """How ``state`` differs from a backbone's own state dict ``own``:
+    ``(wrong shapes [(key, checkpoint shape, own shape)] in ``state``'s order,
+    missing keys, unexpected keys)``, both sorted; ``masked_spec_embed`` may be
+    absent (HF omits it when masking is off).
+
+    >>> own = {"a": torch.zeros(2), "b": torch.zeros(3), "masked_spec_embed": torch.zeros(4)}
+    >>> state_mismatch(own, {"a": torch.zeros(5), "c": torch.zeros(1)})
+    ([('a', (5,), (2,))], ['b'], ['c'])
+    """
+    wrong = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items()
+             if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    missing = sorted(k for k in set(own) - set(state) if k != "masked_spec_embed")
+    return wrong, missing, sorted(set(state) - set(own))
+
+
 def backbone_from_state(config, state, strict=True):
     """Build a backbone and load ``state``; a shape or key mismatch is a
     ``CheckpointError`` that names the offending keys."""
@@ -169,10 +185,8 @@ def backbone_from_state(config, state, strict=True):
     own = model.state_dict()
     if "masked_spec_embed" not in state:  # HF omits it when masking is off
         state = {**state, "masked_spec_embed": own["masked_spec_embed"]}
-    wrong_shape = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-                   for k, v in state.items() if k in own and own[k].shape != v.shape]
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
+    wrong, missing, unexpected = state_mismatch(own, state)
+    wrong_shape = [f"{k}: checkpoint {theirs} vs model {ours}" for k, theirs, ours in wrong]
     if wrong_shape or (strict and (missing or unexpected)):
         raise CheckpointError(
             "checkpoint does not match the architecture:"
