@@ -23,6 +23,8 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from speechbrain_ext.analysis.resources import synchronise  # the sweep's: a no-op on the CPU
+
 SAMPLE_RATE = 16000
 
 
@@ -45,12 +47,6 @@ def load_utterances(data_folder, count):
     seconds = torch.empty(count).uniform_(4.0, 16.0, generator=generator)
     waves = [0.1 * torch.randn(int(s * SAMPLE_RATE), generator=generator) for s in seconds]
     return waves, f"{count} random signals of 4-16 s (no LibriSpeech dev-clean under {data_folder})"
-
-
-def synchronise(device):
-    """Wait for the device's queued work (a no-op on the CPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def count_flops(model, waves, device):
