@@ -11,7 +11,7 @@ The model is the pre-training recipe's (``hparams/w2v2_5s.yaml`` with
 ``--overrides_file`` files, default ``overrides/micro.yaml``, and any
 ``--key=value`` override, as the recipe takes them). It trains with AdamW
 (the YAML's betas / eps / weight decay, constant ``--lr``, no warm-up) on a
-fixed pool of ``--batches`` batches of 8 five-second crops of
+fixed pool of ``--batches`` batches of ``--batch_size`` (8) crops of ``--crop_seconds`` (5 s) of
 train-clean-100, cycled, and every ``--every`` updates prints: the training
 and held-out (8 other batches, eval mode) contrastive loss and accuracy
 against ln(K + 1) and 1 / (K + 1), the codebook perplexity, and on one
@@ -39,12 +39,9 @@ from speechbrain_ext.analysis.locality import code_agreement, lagged_cosine  # n
 from speechbrain_ext.training.recipe_cli import parse_arguments  # noqa: E402
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes" / "pretrain"
-PIECE = 5 * 16000
-BATCH = 8
-
-
-def pieces(folder, count, seed):
-    """``count`` 5 s crops ``[samples]`` of train-clean-100, files in a seeded order."""
+def pieces(folder, count, seed, seconds=5.0):
+    """``count`` crops of ``seconds`` ``[samples]`` of train-clean-100, files in a seeded order."""
+    piece = int(seconds * 16000)
     files = sorted((Path(folder) / "train-clean-100").rglob("*.flac"))
     if not files:
         sys.exit(f"error: no .flac under {Path(folder) / 'train-clean-100'}")
@@ -52,10 +49,10 @@ def pieces(folder, count, seed):
     out = []
     for path in files:
         wav = torch.tensor(sf.read(path, dtype="float32")[0])
-        out += [wav[s:s + PIECE] for s in range(0, len(wav) - PIECE + 1, PIECE)]
+        out += [wav[s:s + piece] for s in range(0, len(wav) - piece + 1, piece)]
         if len(out) >= count:
             return out[:count]
-    sys.exit(f"error: {folder} holds only {len(out)} 5 s crops; {count} needed (use fewer --batches)")
+    sys.exit(f"error: {folder} holds only {len(out)} {seconds:g} s crops; {count} needed (use fewer --batches)")
 
 
 @torch.no_grad()
@@ -95,15 +92,23 @@ def main(argv=None):
     parser.add_argument("--updates", type=int, default=150)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--batches", type=int, default=32, help="training batches in the pool")
+    parser.add_argument("--crop_seconds", type=float, default=5.0,
+                        help="utterance length (the length split: 1, 5, 10, 15 s)")
+    parser.add_argument("--batch_size", type=int, default=8, help="crops per batch")
     parser.add_argument("--accumulation", type=int, default=1, help="batches per update")
     parser.add_argument("--every", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--diversity_weight", type=float, default=None,
                         help="ablation: the codebook diversity term's weight (the YAML's, 0.1, by default)")
+    parser.add_argument("--feature_penalty_weight", type=float, default=None,
+                        help="ablation: the CNN feature penalty's weight (the YAML's, fairseq's 10, by default)")
     parser.add_argument("--freeze_targets", type=int, default=0, metavar="UPDATES",
                         help="diagnostic, not the papers' training: keep the target side (CNN, its "
                              "LayerNorm, quantizer, project_q) at its initial weights for the first "
                              "UPDATES updates (-1: throughout), so that only the context network learns")
+    parser.add_argument("--frozen_parts", default="cnn,layer_norm,quantizer,project_q",
+                        help="which parts of the target side --freeze_targets freezes (comma-separated "
+                             "of cnn, layer_norm, quantizer, project_q)")
     args, rest = parser.parse_known_args(argv)
     files = args.overrides_file or ["overrides/micro.yaml"]
     recipe_argv = [args.hparams, *sum((["--overrides_file", f] for f in files), []), *rest,
@@ -117,20 +122,29 @@ def main(argv=None):
         sys.exit(f"error: {hparams_file} is not a contrastive (wav2vec2) objective")
     if args.diversity_weight is not None:
         model.loss_fn.diversity_weight = args.diversity_weight
-    target_side = (model.wav2vec2.feature_extractor, model.wav2vec2.feature_projection.layer_norm,
-                   model.quantizer, model.project_q)
+    if args.feature_penalty_weight is not None:
+        model.loss_fn.feature_penalty_weight = args.feature_penalty_weight
+    parts = {"cnn": model.wav2vec2.feature_extractor,
+             "layer_norm": model.wav2vec2.feature_projection.layer_norm,
+             "quantizer": model.quantizer, "project_q": model.project_q}
+    unknown = set(args.frozen_parts.split(",")) - set(parts)
+    if unknown:
+        sys.exit(f"error: --frozen_parts {args.frozen_parts!r}: unknown {sorted(unknown)}; expected {sorted(parts)}")
+    target_side = [parts[name] for name in args.frozen_parts.split(",")]
     for part in target_side:  # AdamW skips parameters without a gradient
         part.requires_grad_(not args.freeze_targets)
     opt = hparams["opt_class"](model.parameters())
     for group in opt.param_groups:
         group["lr"] = args.lr
-    crops = pieces(args.data_folder, (args.batches + 8) * BATCH, args.seed)
-    batches = [torch.stack(crops[i * BATCH:(i + 1) * BATCH]) for i in range(args.batches + 8)]
+    size = args.batch_size
+    crops = pieces(args.data_folder, (args.batches + 8) * size, args.seed, args.crop_seconds)
+    batches = [torch.stack(crops[i * size:(i + 1) * size]) for i in range(args.batches + 8)]
     train, held = batches[:args.batches], batches[args.batches:]
     k = model.num_negatives
     print(f"[collapse] {Path(hparams_file).name} + {', '.join(files)} {' '.join(rest)}: lr {args.lr}, "
-          f"{args.batches} batches of {BATCH} x 5 s, {args.accumulation} per update; "
-          f"diversity weight {model.loss_fn.diversity_weight}; "
+          f"{args.batches} batches of {size} x {args.crop_seconds:g} s, {args.accumulation} per update; "
+          f"diversity weight {model.loss_fn.diversity_weight}, feature penalty weight "
+          f"{model.loss_fn.feature_penalty_weight}; "
           f"{'targets FROZEN at init (diagnostic) ' + ('throughout' if args.freeze_targets < 0 else f'for {args.freeze_targets} updates') + '; ' if args.freeze_targets else ''}"
           f"chance: loss ln({k + 1}) = {math.log(k + 1):.3f}, accuracy {1 / (k + 1):.3f}", flush=True)
     print("update  train loss  acc    held loss  acc    code ppl  ctx cos  tgt cos  logit std"
