@@ -39,6 +39,8 @@ from speechbrain_ext.analysis.locality import code_agreement, lagged_cosine  # n
 from speechbrain_ext.training.recipe_cli import parse_arguments  # noqa: E402
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes" / "pretrain"
+
+
 def pieces(folder, count, seed, seconds=5.0):
     """``count`` crops of ``seconds`` ``[samples]`` of train-clean-100, files in a seeded order."""
     piece = int(seconds * 16000)
@@ -127,10 +129,11 @@ def main(argv=None):
     parts = {"cnn": model.wav2vec2.feature_extractor,
              "layer_norm": model.wav2vec2.feature_projection.layer_norm,
              "quantizer": model.quantizer, "project_q": model.project_q}
-    unknown = set(args.frozen_parts.split(",")) - set(parts)
+    frozen = args.frozen_parts.split(",")
+    unknown = set(frozen) - set(parts)
     if unknown:
         sys.exit(f"error: --frozen_parts {args.frozen_parts!r}: unknown {sorted(unknown)}; expected {sorted(parts)}")
-    target_side = [parts[name] for name in args.frozen_parts.split(",")]
+    target_side = [parts[name] for name in frozen]
     for part in target_side:  # AdamW skips parameters without a gradient
         part.requires_grad_(not args.freeze_targets)
     opt = hparams["opt_class"](model.parameters())

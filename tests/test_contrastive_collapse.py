@@ -6,11 +6,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_benchmark(*args):
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "contrastive_collapse.py"), *args],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
 def test_collapse_benchmark_prints_loss_and_cosines(mini_corpus):
     data = mini_corpus[0] / "LibriSpeech"
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "contrastive_collapse.py"),
-                          "--data_folder", str(data), "--updates", "2", "--every", "1", "--batches", "1"],
-                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    out = run_benchmark("--data_folder", str(data), "--updates", "2", "--every", "1", "--batches", "1")
     assert out.returncode == 0, out.stderr[-2000:]
     rows = [line.split() for line in out.stdout.splitlines() if line.strip()[:1].isdigit()]
     assert [int(r[0]) for r in rows] == [0, 1, 2]
@@ -24,9 +27,7 @@ def test_collapse_benchmark_prints_loss_and_cosines(mini_corpus):
 
 
 def test_collapse_benchmark_refuses_a_non_contrastive_yaml(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "contrastive_collapse.py"),
-                          "--data_folder", str(tmp_path), "--hparams", "hparams/nc_5s.yaml"],
-                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    out = run_benchmark("--data_folder", str(tmp_path), "--hparams", "hparams/nc_5s.yaml")
     assert out.returncode != 0 and "not a contrastive" in out.stderr
 
 
@@ -35,11 +36,9 @@ def test_ablation_options_reach_the_model(mini_corpus):
     CNN and its LayerNorm frozen, the quantizer's input frames (lag columns)
     do not change while the rest trains."""
     data = mini_corpus[0] / "LibriSpeech"
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "contrastive_collapse.py"),
-                          "--data_folder", str(data), "--updates", "2", "--every", "1", "--batches", "1",
-                          "--feature_penalty_weight", "0", "--freeze_targets", "-1",
-                          "--frozen_parts", "cnn,layer_norm", "--crop_seconds", "2", "--batch_size", "2"],
-                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    out = run_benchmark("--data_folder", str(data), "--updates", "2", "--every", "1", "--batches", "1",
+                        "--feature_penalty_weight", "0", "--freeze_targets", "-1",
+                        "--frozen_parts", "cnn,layer_norm", "--crop_seconds", "2", "--batch_size", "2")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "1 batches of 2 x 2 s" in out.stdout and "feature penalty weight 0.0" in out.stdout
     rows = [line.split() for line in out.stdout.splitlines() if line.strip()[:1].isdigit()]
@@ -49,10 +48,8 @@ def test_ablation_options_reach_the_model(mini_corpus):
 
 
 def test_frozen_parts_names_are_checked(mini_corpus):
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "contrastive_collapse.py"),
-                          "--data_folder", str(mini_corpus[0] / "LibriSpeech"), "--freeze_targets", "-1",
-                          "--frozen_parts", "cnn,decoder"],
-                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    out = run_benchmark("--data_folder", str(mini_corpus[0] / "LibriSpeech"), "--freeze_targets", "-1",
+                        "--frozen_parts", "cnn,decoder")
     assert out.returncode != 0 and "unknown ['decoder']" in out.stderr
 
 
